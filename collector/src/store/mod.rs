@@ -1,0 +1,129 @@
+//! Storage of spans and metrics: one contract ([`Store`]), two backends
+//! (SQLite for one machine, PostgreSQL for scale-out), one conformance suite
+//! (`tests/store_conformance.rs`).
+//!
+//! Only this module talks SQL. The schema lives in `migrations/{sqlite,postgres}`
+//! and is embedded into the binary by `build.rs`.
+
+mod migrate;
+mod model;
+pub mod postgres;
+mod row;
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::{
+    Attributes, Event, FoundTraces, InvalidId, Labels, Link, MetricKind, MetricPoint, MetricSeries,
+    NumberPoint, PointValue, Scope, SeriesWindow, Span, SpanId, SpanKind, StatusCode, Temporality,
+    TraceId, TraceQuery,
+};
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?} (expected sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Where spans and metrics live.
+///
+/// Implementations are shared by all request handlers (`Arc<dyn Store>`) and
+/// MUST be safe to call concurrently. Every method MAY fail with a
+/// [`StoreError`]; callers treat that as transient (clients retry).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a batch of spans.
+    ///
+    /// The batch MUST be written in one transaction: after an error nothing
+    /// of it is stored. The call MUST NOT return `Ok` before the transaction
+    /// has committed (the collector acknowledges exports only then). Writing
+    /// is idempotent on `(trace_id, span_id)`: a span that is already stored
+    /// MUST be left as it is and MUST NOT be stored twice. An empty batch
+    /// MUST succeed.
+    async fn write_spans(&self, spans: &[Span]) -> Result<(), StoreError>;
+
+    /// Writes a batch of metric points, creating series as needed.
+    ///
+    /// Same transaction and commit rules as [`Store::write_spans`]. A series
+    /// is identified by `(name, labels)`; its other fields are taken from the
+    /// first write. A point is identified by `(series, time_unix_nano)`: a
+    /// point written again MUST be ignored.
+    async fn write_metrics(&self, series: &[MetricSeries]) -> Result<(), StoreError>;
+
+    /// Names of all services that sent spans, sorted and without duplicates.
+    /// An empty store MUST return an empty list.
+    async fn services(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Span names of one service (all span kinds), sorted and without
+    /// duplicates. An unknown service MUST return an empty list.
+    async fn operations(&self, service: &str) -> Result<Vec<String>, StoreError>;
+
+    /// All spans of the given traces, grouped by trace in the order of
+    /// `trace_ids` and ordered by start time within a trace. Unknown ids
+    /// MUST be skipped silently (an unknown single trace gives an empty list).
+    async fn get_traces(&self, trace_ids: &[TraceId]) -> Result<Vec<Span>, StoreError>;
+
+    /// Traces with at least one span that matches every filter of `query`
+    /// and starts inside its window.
+    ///
+    /// The ids MUST be ordered by the start of their earliest matching span,
+    /// newest first, and MUST be at most `query.limit`; `total` MUST count all
+    /// matching traces. Tag filters MAY match resource attributes as well as
+    /// span attributes.
+    async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError>;
+
+    /// The number points (gauge or sum) of metric `name` around the window
+    /// `(start_unix_nano, end_unix_nano]`.
+    ///
+    /// One entry per series with at least one point inside the window. It
+    /// MUST hold all points inside the window, oldest first, and as baseline
+    /// the series' last point at or before `start_unix_nano`, if any.
+    async fn series_window(
+        &self,
+        name: &str,
+        start_unix_nano: i64,
+        end_unix_nano: i64,
+    ) -> Result<Vec<SeriesWindow>, StoreError>;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the connection pools, waiting for connections in use. Calls
+    /// after `close` fail.
+    async fn close(&self);
+}
+
+/// Opens (creating and migrating as needed) the store named by `url`:
+/// `sqlite://PATH` (also `sqlite:PATH`) or `postgres://...` / `postgresql://...`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
+        let store = sqlite::SqliteStore::open(path.as_ref()).await?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PostgresStore::open(url).await?;
+        return Ok(Arc::new(store));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_owned()))
+}

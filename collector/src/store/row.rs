@@ -1,0 +1,187 @@
+//! Row models shared by the backends: how domain types become column values
+//! and back. The backends only differ in SQL and placeholders.
+
+use super::{
+    Attributes, Event, Labels, Link, PointValue, Scope, Span, SpanId, SpanKind, StatusCode,
+    StoreError, TraceId,
+};
+
+/// A span as column values. JSON columns are text here; PostgreSQL casts
+/// them to and from `jsonb` in SQL.
+pub(crate) struct SpanRow {
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    pub parent_span_id: Option<Vec<u8>>,
+    pub service_name: String,
+    pub service_version: Option<String>,
+    pub operation: String,
+    pub kind: i32,
+    pub start_unix_nano: i64,
+    pub duration_nano: i64,
+    pub status_code: i32,
+    pub status_message: String,
+    pub trace_state: String,
+    pub flags: i64,
+    pub attributes: String,
+    pub events: String,
+    pub links: String,
+    pub resource: String,
+    pub scope: String,
+}
+
+/// Reads a [`SpanRow`] from a database row with the column names of the
+/// `spans` table (JSON columns as text).
+macro_rules! span_row {
+    ($row:expr) => {
+        $crate::store::row::SpanRow {
+            trace_id: $row.try_get("trace_id")?,
+            span_id: $row.try_get("span_id")?,
+            parent_span_id: $row.try_get("parent_span_id")?,
+            service_name: $row.try_get("service_name")?,
+            service_version: $row.try_get("service_version")?,
+            operation: $row.try_get("operation")?,
+            kind: $row.try_get("kind")?,
+            start_unix_nano: $row.try_get("start_unix_nano")?,
+            duration_nano: $row.try_get("duration_nano")?,
+            status_code: $row.try_get("status_code")?,
+            status_message: $row.try_get("status_message")?,
+            trace_state: $row.try_get("trace_state")?,
+            flags: $row.try_get("flags")?,
+            attributes: $row.try_get("attributes")?,
+            events: $row.try_get("events")?,
+            links: $row.try_get("links")?,
+            resource: $row.try_get("resource")?,
+            scope: $row.try_get("scope")?,
+        }
+    };
+}
+pub(crate) use span_row;
+
+// === impl SpanRow ===
+
+impl SpanRow {
+    pub fn from_span(span: &Span) -> Result<Self, StoreError> {
+        Ok(Self {
+            trace_id: span.trace_id.0.to_vec(),
+            span_id: span.span_id.0.to_vec(),
+            parent_span_id: span.parent_span_id.map(|id| id.0.to_vec()),
+            service_name: span.service_name.clone(),
+            service_version: span.service_version.clone(),
+            operation: span.operation.clone(),
+            kind: span.kind.as_i32(),
+            start_unix_nano: span.start_unix_nano,
+            duration_nano: span.duration_nano,
+            status_code: span.status_code.as_i32(),
+            status_message: span.status_message.clone(),
+            trace_state: span.trace_state.clone(),
+            flags: i64::from(span.flags),
+            attributes: to_json(&span.attributes)?,
+            events: to_json(&span.events)?,
+            links: to_json(&span.links)?,
+            resource: to_json(&span.resource)?,
+            scope: to_json(&span.scope)?,
+        })
+    }
+
+    pub fn into_span(self) -> Result<Span, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("span column {what}"));
+        Ok(Span {
+            trace_id: TraceId::from_bytes(&self.trace_id).ok_or_else(|| corrupt("trace_id"))?,
+            span_id: SpanId::from_bytes(&self.span_id).ok_or_else(|| corrupt("span_id"))?,
+            parent_span_id: self.parent_span_id.as_deref().and_then(SpanId::from_bytes),
+            service_name: self.service_name,
+            service_version: self.service_version,
+            operation: self.operation,
+            kind: SpanKind::from_i32(self.kind).ok_or_else(|| corrupt("kind"))?,
+            start_unix_nano: self.start_unix_nano,
+            duration_nano: self.duration_nano,
+            status_code: StatusCode::from_i32(self.status_code)
+                .ok_or_else(|| corrupt("status_code"))?,
+            status_message: self.status_message,
+            trace_state: self.trace_state,
+            flags: u32::try_from(self.flags).map_err(|_| corrupt("flags"))?,
+            attributes: from_json::<Attributes>(&self.attributes, "attributes")?,
+            events: from_json::<Vec<Event>>(&self.events, "events")?,
+            links: from_json::<Vec<Link>>(&self.links, "links")?,
+            resource: from_json::<Attributes>(&self.resource, "resource")?,
+            scope: from_json::<Scope>(&self.scope, "scope")?,
+        })
+    }
+}
+
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    column: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("column {column}: {error}")))
+}
+
+/// The canonical text of a label set (keys sorted): the identity of a series.
+pub(crate) fn labels_json(labels: &Labels) -> Result<String, StoreError> {
+    to_json(labels)
+}
+
+/// Orders spans like [`super::Store::get_traces`] promises: by the position
+/// of their trace in `trace_ids`, then by start time.
+pub(crate) fn order_by_request(trace_ids: &[TraceId], spans: &mut [Span]) {
+    let position = |id: &TraceId| trace_ids.iter().position(|wanted| wanted == id);
+    spans.sort_by_key(|span| (position(&span.trace_id), span.start_unix_nano, span.span_id));
+}
+
+/// Drops duplicate ids while keeping the first occurrence's order.
+pub(crate) fn unique_ids(trace_ids: &[TraceId]) -> Vec<TraceId> {
+    let mut seen = std::collections::HashSet::new();
+    trace_ids
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
+/// The value columns of `metric_points` for one point.
+pub(crate) struct PointColumns {
+    pub value: Option<f64>,
+    pub count: Option<i64>,
+    pub sum: Option<f64>,
+    pub bucket_counts: Option<String>,
+    pub explicit_bounds: Option<String>,
+}
+
+impl PointColumns {
+    pub fn new(value: &PointValue) -> Result<Self, StoreError> {
+        let count_column = |count: u64| Some(i64::try_from(count).unwrap_or(i64::MAX));
+        Ok(match value {
+            PointValue::Number(value) => Self {
+                value: Some(*value),
+                count: None,
+                sum: None,
+                bucket_counts: None,
+                explicit_bounds: None,
+            },
+            PointValue::Histogram {
+                count,
+                sum,
+                bucket_counts,
+                explicit_bounds,
+            } => Self {
+                value: None,
+                count: count_column(*count),
+                sum: *sum,
+                bucket_counts: Some(to_json(bucket_counts)?),
+                explicit_bounds: Some(to_json(explicit_bounds)?),
+            },
+            PointValue::CountSum { count, sum } => Self {
+                value: None,
+                count: count_column(*count),
+                sum: *sum,
+                bucket_counts: None,
+                explicit_bounds: None,
+            },
+        })
+    }
+}

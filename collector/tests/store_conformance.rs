@@ -1,0 +1,528 @@
+//! One conformance suite for the [`Store`] contract, run against every
+//! backend: SQLite (a temporary file) and PostgreSQL (a fresh schema on the
+//! server named by `WEFT_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::json;
+use weft_collector::store::{
+    self, Attributes, Event, Link, MetricKind, MetricPoint, MetricSeries, PointValue, Scope, Span,
+    SpanId, SpanKind, StatusCode, Store, Temporality, TraceId, TraceQuery,
+};
+
+const SECOND: i64 = 1_000_000_000;
+const T0: i64 = 1_700_000_000 * SECOND;
+
+fn attributes(value: serde_json::Value) -> Attributes {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn trace_id(n: u8) -> TraceId {
+    TraceId([n; 16])
+}
+
+fn span_id(n: u8) -> SpanId {
+    SpanId([n; 8])
+}
+
+fn span(
+    trace: u8,
+    id: u8,
+    parent: Option<u8>,
+    service: &str,
+    operation: &str,
+    start: i64,
+    duration: i64,
+) -> Span {
+    Span {
+        trace_id: trace_id(trace),
+        span_id: span_id(id),
+        parent_span_id: parent.map(span_id),
+        service_name: service.to_owned(),
+        service_version: Some("v1".to_owned()),
+        operation: operation.to_owned(),
+        kind: SpanKind::Server,
+        start_unix_nano: start,
+        duration_nano: duration,
+        status_code: StatusCode::Unset,
+        status_message: String::new(),
+        trace_state: String::new(),
+        flags: 0,
+        attributes: attributes(json!({"http.status_code": 200, "http.method": "GET"})),
+        events: Vec::new(),
+        links: Vec::new(),
+        resource: attributes(json!({"service.name": service, "host": "a"})),
+        scope: Scope::default(),
+    }
+}
+
+/// A span using every field.
+fn rich_span() -> Span {
+    Span {
+        kind: SpanKind::Client,
+        status_code: StatusCode::Error,
+        status_message: "upstream reset".to_owned(),
+        trace_state: "vendor=1".to_owned(),
+        flags: 0x301,
+        service_version: None,
+        attributes: attributes(json!({
+            "s": "text", "i": -42, "big": 9_007_199_254_740_993_i64, "f": 1.5, "b": true,
+            "list": [1, "two"], "map": {"k": "v"}, "nothing": null,
+        })),
+        events: vec![Event {
+            time_unix_nano: T0 + 5,
+            name: "retry".to_owned(),
+            attributes: attributes(json!({"attempt": 2})),
+        }],
+        links: vec![Link {
+            trace_id: trace_id(9),
+            span_id: span_id(9),
+            trace_state: "x=y".to_owned(),
+            attributes: attributes(json!({"why": "batch"})),
+        }],
+        scope: Scope {
+            name: "weft-proxy".to_owned(),
+            version: "0.1.0".to_owned(),
+        },
+        ..span(
+            1,
+            3,
+            Some(2),
+            "stock-api",
+            "GET /price",
+            T0 + 2 * SECOND,
+            30_000_000,
+        )
+    }
+}
+
+fn trace_query(start: i64, end: i64) -> TraceQuery {
+    TraceQuery {
+        service: None,
+        operation: None,
+        tags: Vec::new(),
+        start_unix_nano: start,
+        end_unix_nano: end,
+        min_duration_nano: None,
+        max_duration_nano: None,
+        limit: 20,
+    }
+}
+
+fn counter(labels: &[(&str, &str)], points: &[(i64, i64, f64)]) -> MetricSeries {
+    MetricSeries {
+        name: "requests".to_owned(),
+        labels: labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        resource: attributes(json!({"service.name": "proxy"})),
+        kind: MetricKind::Sum,
+        temporality: Temporality::Cumulative,
+        monotonic: true,
+        unit: "1".to_owned(),
+        points: points
+            .iter()
+            .map(|&(start, time, value)| MetricPoint {
+                time_unix_nano: time,
+                start_unix_nano: start,
+                value: PointValue::Number(value),
+            })
+            .collect(),
+    }
+}
+
+/// The whole contract, on an empty store.
+async fn conformance(store: &dyn Store) {
+    empty_store(store).await;
+    spans_round_trip(store).await;
+    idempotent_writes(store).await;
+    services_and_operations(store).await;
+    trace_search(store).await;
+    metric_windows(store).await;
+    concurrent_writes(store).await;
+}
+
+async fn empty_store(store: &dyn Store) {
+    store.ping().await.unwrap();
+    assert_eq!(store.services().await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.operations("web").await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.get_traces(&[trace_id(1)]).await.unwrap(), Vec::new());
+    assert_eq!(store.get_traces(&[]).await.unwrap(), Vec::new());
+    let found = store.find_traces(&trace_query(0, i64::MAX)).await.unwrap();
+    assert_eq!((found.trace_ids.len(), found.total), (0, 0));
+    assert_eq!(
+        store.series_window("requests", 0, i64::MAX).await.unwrap(),
+        Vec::new()
+    );
+    store.write_spans(&[]).await.unwrap();
+    store.write_metrics(&[]).await.unwrap();
+}
+
+async fn spans_round_trip(store: &dyn Store) {
+    let trace_one = vec![
+        rich_span(),
+        span(1, 1, None, "web", "GET /", T0, 50_000_000),
+        span(
+            1,
+            2,
+            Some(1),
+            "web",
+            "GET stock-api",
+            T0 + SECOND,
+            40_000_000,
+        ),
+    ];
+    let trace_two = vec![span(
+        2,
+        1,
+        None,
+        "web",
+        "GET /health",
+        T0 + 10 * SECOND,
+        1_000,
+    )];
+    store
+        .write_spans(&[trace_one.clone(), trace_two.clone()].concat())
+        .await
+        .unwrap();
+
+    let mut rich = rich_span();
+    rich.attributes.remove("nothing"); // null attributes may be dropped or kept
+    let stored = store.get_traces(&[trace_id(1)]).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[0], trace_one[1], "ordered by start");
+    assert_eq!(stored[1], trace_one[2]);
+    let mut stored_rich = stored[2].clone();
+    stored_rich.attributes.remove("nothing");
+    assert_eq!(stored_rich, rich, "every field survives");
+
+    // Several traces: grouped in the order asked, unknown ids skipped.
+    let both = store
+        .get_traces(&[trace_id(2), trace_id(7), trace_id(1), trace_id(2)])
+        .await
+        .unwrap();
+    let ids: Vec<_> = both
+        .iter()
+        .map(|span| (span.trace_id, span.span_id))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (trace_id(2), span_id(1)),
+            (trace_id(1), span_id(1)),
+            (trace_id(1), span_id(2)),
+            (trace_id(1), span_id(3)),
+        ]
+    );
+}
+
+async fn idempotent_writes(store: &dyn Store) {
+    let mut changed = span(1, 1, None, "web", "CHANGED", T0, 1);
+    changed.attributes = Attributes::new();
+    let new = span(1, 4, Some(1), "web", "render", T0 + 3 * SECOND, 1_000);
+    store
+        .write_spans(&[changed, new.clone(), new.clone()])
+        .await
+        .unwrap();
+    let stored = store.get_traces(&[trace_id(1)]).await.unwrap();
+    assert_eq!(stored.len(), 4, "one new span, duplicates ignored");
+    let first = stored
+        .iter()
+        .find(|span| span.span_id == span_id(1))
+        .unwrap();
+    assert_eq!(
+        first.operation, "GET /",
+        "an existing span is left as it is"
+    );
+}
+
+async fn services_and_operations(store: &dyn Store) {
+    assert_eq!(store.services().await.unwrap(), vec!["stock-api", "web"]);
+    assert_eq!(
+        store.operations("web").await.unwrap(),
+        vec!["GET /", "GET /health", "GET stock-api", "render"]
+    );
+    assert_eq!(
+        store.operations("stock-api").await.unwrap(),
+        vec!["GET /price"]
+    );
+    assert_eq!(
+        store.operations("nope").await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+async fn trace_search(store: &dyn Store) {
+    let all = trace_query(T0, T0 + 60 * SECOND);
+    let found = store.find_traces(&all).await.unwrap();
+    assert_eq!(
+        found.trace_ids,
+        vec![trace_id(2), trace_id(1)],
+        "newest first"
+    );
+    assert_eq!(found.total, 2);
+
+    let page = TraceQuery {
+        limit: 1,
+        ..all.clone()
+    };
+    let found = store.find_traces(&page).await.unwrap();
+    assert_eq!((found.trace_ids, found.total), (vec![trace_id(2)], 2));
+
+    let check = |query: TraceQuery, expected: Vec<TraceId>| async move {
+        let found = store.find_traces(&query).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{query:?}");
+        assert_eq!(found.total, expected.len() as u64, "{query:?}");
+    };
+    let service = |name: &str| TraceQuery {
+        service: Some(name.to_owned()),
+        ..all.clone()
+    };
+    check(service("stock-api"), vec![trace_id(1)]).await;
+    check(service("nope"), vec![]).await;
+    check(
+        TraceQuery {
+            operation: Some("GET /health".to_owned()),
+            ..service("web")
+        },
+        vec![trace_id(2)],
+    )
+    .await;
+    check(
+        TraceQuery {
+            operation: Some("GET /price".to_owned()),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+    )
+    .await;
+    // Window bounds are inclusive.
+    check(
+        trace_query(T0 + 10 * SECOND, T0 + 10 * SECOND),
+        vec![trace_id(2)],
+    )
+    .await;
+    check(trace_query(T0 + 11 * SECOND, T0 + 60 * SECOND), vec![]).await;
+    // Durations are per span.
+    check(
+        TraceQuery {
+            min_duration_nano: Some(45_000_000),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+    )
+    .await;
+    check(
+        TraceQuery {
+            max_duration_nano: Some(1_000),
+            ..all.clone()
+        },
+        vec![trace_id(2), trace_id(1)],
+    )
+    .await;
+    check(
+        TraceQuery {
+            min_duration_nano: Some(2_000),
+            max_duration_nano: Some(35_000_000),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+    )
+    .await;
+    // Tags: typed values match their text; resource attributes match too.
+    let tags = |pairs: &[(&str, &str)]| TraceQuery {
+        tags: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..all.clone()
+    };
+    check(tags(&[("s", "text")]), vec![trace_id(1)]).await;
+    check(tags(&[("i", "-42")]), vec![trace_id(1)]).await;
+    check(tags(&[("b", "true")]), vec![trace_id(1)]).await;
+    check(tags(&[("f", "1.5")]), vec![trace_id(1)]).await;
+    check(
+        tags(&[("http.status_code", "200")]),
+        vec![trace_id(2), trace_id(1)],
+    )
+    .await;
+    check(
+        tags(&[("host", "a"), ("http.method", "GET")]),
+        vec![trace_id(2), trace_id(1)],
+    )
+    .await;
+    check(tags(&[("s", "other")]), vec![]).await;
+    check(tags(&[("s", "text"), ("http.method", "POST")]), vec![]).await;
+}
+
+async fn metric_windows(store: &dyn Store) {
+    let a = [("edge", "a")];
+    let b = [("edge", "b")];
+    let stale = [("edge", "stale")];
+    store
+        .write_metrics(&[
+            counter(
+                &a,
+                &[
+                    (T0, T0 + SECOND, 1.0),
+                    (T0, T0 + 2 * SECOND, 2.0),
+                    (T0, T0 + 5 * SECOND, 5.0),
+                ],
+            ),
+            counter(&b, &[(T0, T0 + 6 * SECOND, 6.0)]),
+            counter(&stale, &[(T0, T0 + SECOND, 9.0)]),
+        ])
+        .await
+        .unwrap();
+    // A retried point is ignored (the first value stays); new points append.
+    store
+        .write_metrics(&[counter(
+            &a,
+            &[(T0, T0 + 5 * SECOND, 500.0), (T0, T0 + 7 * SECOND, 7.0)],
+        )])
+        .await
+        .unwrap();
+    // Other metrics and histograms stay apart.
+    let mut histogram = counter(&a, &[]);
+    histogram.name = "latency".to_owned();
+    histogram.kind = MetricKind::Histogram;
+    histogram.points.push(MetricPoint {
+        time_unix_nano: T0 + 3 * SECOND,
+        start_unix_nano: T0,
+        value: PointValue::Histogram {
+            count: 3,
+            sum: Some(4.5),
+            bucket_counts: vec![1, 2, 0],
+            explicit_bounds: vec![1.0, 2.0],
+        },
+    });
+    store.write_metrics(&[histogram]).await.unwrap();
+
+    let mut windows = store
+        .series_window("requests", T0 + 2 * SECOND, T0 + 7 * SECOND)
+        .await
+        .unwrap();
+    windows.sort_by(|x, y| x.labels.cmp(&y.labels));
+    assert_eq!(
+        windows.len(),
+        2,
+        "the stale series has no point in the window"
+    );
+    let (window_a, window_b) = (&windows[0], &windows[1]);
+    assert_eq!(window_a.labels.get("edge").map(String::as_str), Some("a"));
+    assert_eq!(window_a.temporality, Temporality::Cumulative);
+    let baseline = window_a.baseline.unwrap();
+    assert_eq!(
+        (baseline.time_unix_nano, baseline.value),
+        (T0 + 2 * SECOND, 2.0)
+    );
+    assert_eq!(baseline.start_unix_nano, T0);
+    let values: Vec<_> = window_a
+        .points
+        .iter()
+        .map(|p| (p.time_unix_nano, p.value))
+        .collect();
+    assert_eq!(values, vec![(T0 + 5 * SECOND, 5.0), (T0 + 7 * SECOND, 7.0)]);
+    assert_eq!(window_b.baseline, None);
+    assert_eq!(window_b.points.len(), 1);
+    assert_eq!(
+        store.series_window("latency", 0, i64::MAX).await.unwrap(),
+        Vec::new()
+    );
+    assert_eq!(
+        store.series_window("nope", 0, i64::MAX).await.unwrap(),
+        Vec::new()
+    );
+}
+
+async fn concurrent_writes(store: &dyn Store) {
+    let writes = (0..8u8).map(|task| {
+        let spans: Vec<Span> = (1..=25u8)
+            .map(|n| span(100 + task, n, None, "load", "op", T0 + 100 * SECOND, 1))
+            .collect();
+        async move { store.write_spans(&spans).await }
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.unwrap();
+    }
+    let ids: Vec<TraceId> = (0..8).map(|task| trace_id(100 + task)).collect();
+    assert_eq!(store.get_traces(&ids).await.unwrap().len(), 200);
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("nested/dir/weft.db").display()
+    );
+    let store = store::open(&url).await.unwrap();
+    conformance(store.as_ref()).await;
+    store.close().await;
+    // Reopening runs no migration twice and keeps the data.
+    let store = store::open(&url).await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    use futures_util::FutureExt;
+    use sqlx::Connection;
+
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("WEFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("PostgreSQL at {base} (set WEFT_TEST_POSTGRES_URL): {error}")
+        });
+    let schema = format!(
+        "weft_test_{}_{}_{}",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema}");
+    let suite = async {
+        let store = store::open(&url).await.unwrap();
+        conformance(store.as_ref()).await;
+        store.close().await;
+        let store = store::open(&url).await.unwrap();
+        assert_eq!(
+            store.services().await.unwrap(),
+            vec!["load", "stock-api", "web"]
+        );
+        store.close().await;
+    };
+    // Drop the schema even when the suite fails.
+    let outcome = std::panic::AssertUnwindSafe(suite).catch_unwind().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    admin.close().await.unwrap();
+}

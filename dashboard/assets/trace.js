@@ -1,0 +1,426 @@
+// Trace view: #/trace/<traceId>, a waterfall of all spans.
+//
+// DOM contract: one div.span-row[data-span-id][data-service] per span in tree
+// order; clicking a row fills the side panel #span-detail.
+//
+// Large traces (10,000+ spans) stay fast: the tree is built with maps and an
+// explicit stack, all rows are created in one pass into a DocumentFragment
+// and inserted once, nothing reads layout, bar geometry is set with SVG
+// percentage attributes (no style strings, which the CSP forbids), and rows
+// off screen are skipped by the browser (content-visibility in weft.css).
+// One delegated listener handles clicks for all rows.
+
+import { ApiError, getJson, list, num, str } from './api.js';
+import { add, clear, h, kvTable, message, s } from './dom.js';
+import { colourClass, fmtDateTime, fmtDuration, fmtInt, registerServices } from './format.js';
+import { buildHash } from './router.js';
+
+const MAX_INDENT = 16; // deeper spans share the last indentation class and show their depth
+
+/** Orders spans as a tree: children under parents sorted by start time;
+ * spans whose parent is missing (or that sit in a parent cycle) are roots. */
+export function buildTree(spans) {
+  const n = spans.length;
+  const byId = new Map();
+  for (let i = 0; i < n; i++) {
+    const id = spans[i].span_id;
+    if (!byId.has(id)) byId.set(id, i);
+  }
+  const children = new Array(n);
+  const roots = [];
+  for (let i = 0; i < n; i++) {
+    const parentId = spans[i].parent_span_id;
+    const parent = parentId ? byId.get(parentId) : undefined;
+    if (parent === undefined || parent === i) {
+      roots.push(i);
+    } else {
+      (children[parent] ||= []).push(i);
+    }
+  }
+  const byStart = (a, b) => {
+    const dt = spans[a].start_us - spans[b].start_us;
+    if (dt !== 0) return dt;
+    const ia = spans[a].span_id;
+    const ib = spans[b].span_id;
+    return ia < ib ? -1 : ia > ib ? 1 : a - b;
+  };
+  roots.sort(byStart);
+  for (const c of children) if (c) c.sort(byStart);
+
+  const order = new Array(n);
+  const depth = new Int32Array(n);
+  const subtreeEnd = new Int32Array(n); // position (in order) after the last descendant
+  const position = new Int32Array(n);
+  const visited = new Uint8Array(n);
+  let count = 0;
+  const walk = (root) => {
+    // Iterative pre-order DFS; entries are [span, depth, childCursor].
+    const stack = [[root, 0, 0]];
+    visited[root] = 1;
+    position[root] = count;
+    depth[root] = 0;
+    order[count++] = root;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const kids = children[top[0]];
+      if (kids && top[2] < kids.length) {
+        const child = kids[top[2]++];
+        if (visited[child]) continue;
+        visited[child] = 1;
+        position[child] = count;
+        depth[child] = top[1] + 1;
+        order[count++] = child;
+        stack.push([child, top[1] + 1, 0]);
+      } else {
+        subtreeEnd[top[0]] = count;
+        stack.pop();
+      }
+    }
+  };
+  for (const root of roots) walk(root);
+  // Spans caught in a parent cycle were never reached: show them as roots.
+  const rest = [];
+  for (let i = 0; i < n; i++) if (!visited[i]) rest.push(i);
+  rest.sort(byStart);
+  for (const i of rest) if (!visited[i]) walk(i);
+  return { order, depth, subtreeEnd, position, children };
+}
+
+function normaliseSpan(raw) {
+  const start = num(raw.start_us);
+  return {
+    span_id: str(raw.span_id),
+    parent_span_id: raw.parent_span_id ? str(raw.parent_span_id) : null,
+    service: str(raw.service) || '(unknown service)',
+    service_version: raw.service_version ? str(raw.service_version) : '',
+    operation: str(raw.operation),
+    kind: str(raw.kind) || 'UNSPECIFIED',
+    start_us: start,
+    duration_us: Math.max(0, num(raw.duration_us)),
+    status: str(raw.status) || 'UNSET',
+    status_message: str(raw.status_message),
+    attributes: raw.attributes && typeof raw.attributes === 'object' ? raw.attributes : {},
+    resource: raw.resource && typeof raw.resource === 'object' ? raw.resource : {},
+    events: list(raw.events).filter((e) => e && typeof e === 'object'),
+  };
+}
+
+export async function mountTrace(root, ctx) {
+  const traceId = ctx.segments[1] || '';
+  ctx.setTitle(`Trace ${traceId.slice(0, 8)}`);
+  const back = h('a', { class: 'back-link', href: '#/traces', text: '← Traces' });
+  root.appendChild(
+    h('div', { class: 'toolbar' }, back, h('h1', { class: 'view-title', text: 'Trace' }), h('span', { class: 'mono muted', text: traceId })),
+  );
+  const loading = h('p', { class: 'muted loading-line', text: 'Loading trace…' });
+  root.appendChild(loading);
+
+  if (!/^[0-9a-fA-F]{1,32}$/.test(traceId)) {
+    loading.replaceWith(message('error', 'Not a trace ID', 'Trace IDs are up to 32 hexadecimal digits.'));
+    ctx.setState('error');
+    return;
+  }
+
+  let data;
+  try {
+    data = await getJson(`/api/weft/traces/${encodeURIComponent(traceId)}`, null, ctx.signal);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      const detail = `No trace ${traceId} is stored. It may be older than the retention period, or not yet written.`;
+      const search = h('a', { class: 'button', href: '#/traces', text: 'Search traces' });
+      loading.replaceWith(message('error', 'Trace not found', detail, search));
+      ctx.setState('error');
+      return;
+    }
+    if (err instanceof ApiError) {
+      loading.replaceWith(message('error', 'Could not load the trace', err.message));
+      ctx.setState('error');
+      return;
+    }
+    throw err;
+  }
+
+  const started = performance.now();
+  const spans = list(data.spans).filter((raw) => raw && typeof raw === 'object').map(normaliseSpan);
+  if (spans.length === 0) {
+    loading.replaceWith(message('empty', 'This trace has no spans', 'The collector knows the trace ID but returned no spans for it.'));
+    ctx.setState('empty');
+    return;
+  }
+  const tree = buildTree(spans);
+
+  let traceStart = Infinity;
+  let traceEnd = -Infinity;
+  const services = new Set();
+  let errorCount = 0;
+  let maxDepth = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const sp = spans[i];
+    if (sp.start_us < traceStart) traceStart = sp.start_us;
+    if (sp.start_us + sp.duration_us > traceEnd) traceEnd = sp.start_us + sp.duration_us;
+    services.add(sp.service);
+    if (sp.status === 'ERROR') errorCount++;
+    if (tree.depth[i] > maxDepth) maxDepth = tree.depth[i];
+  }
+  const traceDuration = Math.max(1, traceEnd - traceStart);
+  registerServices(services);
+  const rootSpan = spans[tree.order[0]];
+  ctx.setTitle(`${rootSpan.service}: ${rootSpan.operation}`);
+
+  // --- header ---
+  const header = h(
+    'section',
+    { class: 'trace-header card' },
+    h(
+      'h2',
+      { class: 'trace-title' },
+      h('span', { class: `svc-dot ${colourClass(rootSpan.service)}` }),
+      h('strong', { text: rootSpan.service }),
+      ': ',
+      rootSpan.operation || '(no operation)',
+    ),
+    h(
+      'div',
+      { class: 'trace-facts' },
+      fact('Trace ID', h('span', { class: 'mono', text: str(data.trace_id) || traceId })),
+      fact('Started', fmtDateTime(traceStart)),
+      fact('Duration', fmtDuration(traceDuration)),
+      fact('Services', fmtInt(services.size)),
+      fact('Spans', fmtInt(spans.length)),
+      fact('Depth', fmtInt(maxDepth + 1)),
+      fact('Errors', errorCount > 0 ? h('span', { class: 'badge health-failure', text: fmtInt(errorCount) }) : '0'),
+    ),
+    h(
+      'div',
+      { class: 'trace-services' },
+      [...services].sort().map((name) => h('a', { class: `svc-chip ${colourClass(name)}`, href: buildHash('/traces', { service: name }), text: name })),
+    ),
+  );
+
+  // --- waterfall ---
+  const expandAll = h('button', { class: 'button small', type: 'button', text: 'Expand all' });
+  const collapseAll = h('button', { class: 'button small', type: 'button', text: 'Collapse all' });
+  const ticks = h('div', { class: 'ticks' });
+  for (let q = 0; q <= 4; q++) {
+    ticks.appendChild(h('span', { class: `tick tick-${q}`, text: q === 0 ? '0' : fmtDuration((traceDuration * q) / 4) }));
+  }
+  const head = h(
+    'div',
+    { class: 'waterfall-head' },
+    h('div', { class: 'wf-name-head' }, h('span', { text: 'Service & operation' }), h('span', { class: 'wf-buttons' }, expandAll, collapseAll)),
+    h('div', { class: 'wf-time-head' }, ticks),
+  );
+
+  const rows = new Array(spans.length);
+  const fragment = document.createDocumentFragment();
+  for (let p = 0; p < tree.order.length; p++) {
+    const i = tree.order[p];
+    const sp = spans[i];
+    const d = tree.depth[i];
+    const hasChildren = tree.subtreeEnd[i] > p + 1;
+    const colour = colourClass(sp.service);
+    const isError = sp.status === 'ERROR';
+    const left = ((sp.start_us - traceStart) / traceDuration) * 100;
+    const width = Math.max(0.15, (sp.duration_us / traceDuration) * 100);
+    // Duration label: right of the bar, else left of it, else inside it.
+    const labelPlace = left + width < 72 ? 'right' : left > 14 ? 'left' : 'inside';
+    const kind = sp.kind && sp.kind !== 'UNSPECIFIED' ? sp.kind.toLowerCase() : '';
+
+    const row = h(
+      'div',
+      {
+        class: isError ? 'span-row error' : 'span-row',
+        'data-span-id': sp.span_id,
+        'data-service': sp.service,
+        'data-index': i,
+        role: 'row',
+      },
+      h(
+        'div',
+        { class: `wf-name indent-${Math.min(d, MAX_INDENT)}` },
+        hasChildren
+          ? h('button', { class: 'toggle', type: 'button', 'aria-expanded': 'true', 'aria-label': 'Collapse children' })
+          : h('span', { class: 'toggle-spacer' }),
+        h('span', { class: `svc-bar ${colour}` }),
+        h('span', { class: 'wf-service', text: sp.service }),
+        h('span', { class: 'wf-op', title: sp.operation, text: sp.operation }),
+        d > MAX_INDENT ? h('span', { class: 'depth-badge', text: `depth ${d}` }) : null,
+        kind ? h('span', { class: `kind kind-${kind}`, text: kind }) : null,
+        d === 0 && sp.parent_span_id
+          ? h('span', { class: 'kind orphan', title: `Parent span ${sp.parent_span_id} is not in this trace`, text: 'no parent' })
+          : null,
+        isError ? h('span', { class: 'err-icon', title: sp.status_message || 'error', text: '!' }) : null,
+      ),
+      h(
+        'div',
+        { class: 'wf-time' },
+        s(
+          'svg',
+          { class: 'wf-svg', 'aria-hidden': 'true' },
+          s('rect', {
+            class: isError ? `wf-bar ${colour} error` : `wf-bar ${colour}`,
+            x: `${left.toFixed(3)}%`,
+            y: 6,
+            width: `${width.toFixed(3)}%`,
+            height: 12,
+            rx: 2,
+          }),
+          s('text', {
+            class: labelPlace === 'inside' ? 'wf-dur inside' : 'wf-dur',
+            x: `${(labelPlace === 'right' ? left + width + 0.6 : labelPlace === 'left' ? left - 0.6 : left + 0.6).toFixed(3)}%`,
+            y: 16,
+            'text-anchor': labelPlace === 'left' ? 'end' : 'start',
+            text: fmtDuration(sp.duration_us),
+          }),
+        ),
+      ),
+    );
+    rows[p] = row;
+    fragment.appendChild(row);
+  }
+  const waterfallBody = h('div', { class: 'waterfall-body', role: 'rowgroup' });
+  waterfallBody.appendChild(fragment);
+  const waterfall = h('section', { class: 'waterfall card', role: 'table', 'aria-label': 'Spans' }, head, waterfallBody);
+
+  const detail = h('aside', { id: 'span-detail', class: 'span-detail card', hidden: true, 'aria-label': 'Span details' });
+  const layoutEl = h('div', { class: 'trace-layout' }, waterfall, detail);
+  loading.replaceWith(header, layoutEl);
+
+  // --- interactions (one delegated listener) ---
+  const collapsed = new Uint8Array(spans.length);
+  let selected = null;
+
+  const setCollapsed = (p, value) => {
+    const i = tree.order[p];
+    if (tree.subtreeEnd[i] <= p + 1) return;
+    collapsed[i] = value ? 1 : 0;
+    const toggle = rows[p].firstChild.firstChild;
+    toggle.setAttribute('aria-expanded', value ? 'false' : 'true');
+    toggle.setAttribute('aria-label', value ? 'Expand children' : 'Collapse children');
+    rows[p].classList.toggle('collapsed', value);
+    const end = tree.subtreeEnd[i];
+    if (value) {
+      for (let q = p + 1; q < end; q++) rows[q].hidden = true;
+    } else {
+      for (let q = p + 1; q < end; q++) {
+        rows[q].hidden = false;
+        const j = tree.order[q];
+        if (collapsed[j]) q = tree.subtreeEnd[j] - 1; // keep inner collapsed subtrees closed
+      }
+    }
+  };
+
+  waterfallBody.addEventListener('click', (event) => {
+    if (!(event.target instanceof Element)) return;
+    const row = event.target.closest('.span-row');
+    if (!row) return;
+    const i = Number(row.dataset.index);
+    const p = tree.position[i];
+    if (event.target.closest('.toggle')) {
+      setCollapsed(p, !collapsed[i]);
+      return;
+    }
+    if (selected) selected.classList.remove('selected');
+    selected = row;
+    row.classList.add('selected');
+    showDetail(detail, spans[i], traceStart, () => {
+      if (selected) selected.classList.remove('selected');
+      selected = null;
+      detail.hidden = true;
+      layoutEl.classList.remove('with-detail');
+    });
+    layoutEl.classList.add('with-detail');
+  });
+  expandAll.addEventListener('click', () => {
+    collapsed.fill(0);
+    for (const row of rows) {
+      row.hidden = false;
+      row.classList.remove('collapsed');
+      const toggle = row.firstChild.firstChild;
+      if (toggle.tagName === 'BUTTON') {
+        toggle.setAttribute('aria-expanded', 'true');
+        toggle.setAttribute('aria-label', 'Collapse children');
+      }
+    }
+  });
+  collapseAll.addEventListener('click', () => {
+    // Keep the roots and their direct children visible.
+    for (let p = rows.length - 1; p >= 0; p--) {
+      if (tree.depth[tree.order[p]] >= 1) setCollapsed(p, true);
+    }
+    for (let p = 0; p < rows.length; p++) {
+      if (tree.depth[tree.order[p]] === 0) setCollapsed(p, false);
+    }
+  });
+
+  root.dataset.renderMs = String(Math.round(performance.now() - started));
+  ctx.setState('ready');
+}
+
+function fact(label, value) {
+  return h('div', { class: 'fact' }, h('div', { class: 'fact-label', text: label }), h('div', { class: 'fact-value' }, value));
+}
+
+function showDetail(panel, sp, traceStart, onClose) {
+  clear(panel);
+  const statusClass = sp.status === 'ERROR' ? 'health-failure' : sp.status === 'OK' ? 'health-healthy' : 'health-idle';
+  add(
+    panel,
+    h(
+      'div',
+      { class: 'side-head' },
+      h('span', { class: 'side-kind', text: 'Span' }),
+      h('button', { class: 'close', type: 'button', 'aria-label': 'Close', text: '×', onclick: onClose }),
+    ),
+    h('h2', { class: 'side-title' }, h('span', { class: `svc-dot ${colourClass(sp.service)}` }), sp.service),
+    h('p', { class: 'detail-op', text: sp.operation || '(no operation)' }),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', { text: 'Status' }),
+      h('dd', null, h('span', { class: `badge ${statusClass}`, text: sp.status })),
+      sp.status_message ? [h('dt', { text: 'Message' }), h('dd', { class: 'text-failure', text: sp.status_message })] : null,
+      h('dt', { text: 'Kind' }),
+      h('dd', { text: sp.kind }),
+      h('dt', { text: 'Duration' }),
+      h('dd', { text: fmtDuration(sp.duration_us) }),
+      h('dt', { text: 'Start' }),
+      h('dd', null, `+${fmtDuration(sp.start_us - traceStart)}`, h('span', { class: 'muted', text: ` · ${fmtDateTime(sp.start_us)}` })),
+      h('dt', { text: 'Version' }),
+      h('dd', { text: sp.service_version || '—' }),
+      h('dt', { text: 'Span ID' }),
+      h('dd', { class: 'mono', text: sp.span_id }),
+      h('dt', { text: 'Parent ID' }),
+      h('dd', { class: 'mono', text: sp.parent_span_id || '— (root)' }),
+    ),
+    h('h3', { text: `Attributes (${Object.keys(sp.attributes).length})` }),
+    kvTable(sp.attributes, 'No attributes.'),
+    h('h3', { text: `Events (${sp.events.length})` }),
+    sp.events.length === 0
+      ? h('p', { class: 'muted small', text: 'No events.' })
+      : h(
+          'ol',
+          { class: 'events' },
+          [...sp.events]
+            .sort((a, b) => num(a.time_us) - num(b.time_us))
+            .map((event) =>
+              h(
+                'li',
+                { class: str(event.name) === 'exception' ? 'event exception' : 'event' },
+                h(
+                  'div',
+                  { class: 'event-head' },
+                  h('span', { class: 'mono muted', text: `+${fmtDuration(num(event.time_us) - traceStart)}` }),
+                  h('strong', { text: str(event.name) || '(unnamed)' }),
+                ),
+                kvTable(event.attributes, 'No attributes.'),
+              ),
+            ),
+        ),
+    h('h3', { text: `Resource (${Object.keys(sp.resource).length})` }),
+    kvTable(sp.resource, 'No resource attributes.'),
+  );
+  panel.hidden = false;
+  panel.scrollTop = 0;
+}
+
