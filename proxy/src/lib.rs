@@ -1,1 +1,268 @@
-//! placeholder
+//! The weft sidecar: an outbound listener the application uses as its HTTP
+//! proxy, an inbound listener that peers call and that forwards to the local
+//! application, and an admin listener (`/metrics`, `/ready`,
+//! `/config_dump`). Routing follows the compiled Istio config
+//! ([`weft_config::Snapshot`]); every request is traced (W3C and B3) and
+//! counted with Istio's standard metrics, and telemetry leaves the proxy in
+//! the background without ever holding up a request.
+
+pub mod admin;
+pub mod http;
+pub mod inbound;
+pub mod listen;
+pub mod outbound;
+pub mod peer;
+pub mod telemetry;
+pub mod trace;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::HeaderValue;
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use weft_config::{ProxyIdentity, Snapshot};
+
+pub use listen::Listen;
+
+use crate::telemetry::export::string_attribute;
+use crate::telemetry::{ExportConfig, Exporter, Metrics, Peer, SpanSink, Telemetry};
+use crate::trace::Sampler;
+
+/// Everything a proxy needs to start; plain data, built by the CLI or tests.
+#[derive(Debug)]
+pub struct Config {
+    /// Workload name (`destination_workload` / `source_workload`).
+    pub workload: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// Pod-style labels: `app` and `version` name the canonical service.
+    pub labels: BTreeMap<String, String>,
+    /// Istio YAML files or folders.
+    pub config_paths: Vec<PathBuf>,
+    /// The local application the inbound listener forwards to.
+    pub app: SocketAddr,
+    pub inbound: Listen,
+    pub outbound: Listen,
+    pub admin: Listen,
+    /// OTLP/gRPC endpoint of the collector; `None` disables export.
+    pub collector: Option<String>,
+    /// Share of new traces that are sampled (0.0..=1.0). Traces started
+    /// upstream keep their caller's decision.
+    pub sampling_rate: f64,
+    pub metrics_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid mesh config:\n{0}")]
+    Config(String),
+    #[error("cannot bind the {listener} listener: {source}")]
+    Bind {
+        listener: &'static str,
+        source: std::io::Error,
+    },
+    #[error("invalid collector URL: {0}")]
+    Collector(#[from] tonic::transport::Error),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// State shared by all requests of one proxy.
+pub(crate) struct Shared {
+    pub identity: ProxyIdentity,
+    /// This workload as a metrics peer.
+    pub me: Peer,
+    /// This workload encoded for the peer-metadata header.
+    pub me_header: Option<HeaderValue>,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub telemetry: Arc<Telemetry>,
+    pub sampler: Sampler,
+    pub client: http::forward::HttpClient,
+    pub app: SocketAddr,
+    pub app_authority: String,
+}
+
+/// A running proxy.
+pub struct Proxy {
+    inbound_addr: SocketAddr,
+    outbound_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    exporter: Option<Exporter>,
+    shared: Arc<Shared>,
+}
+
+impl Config {
+    /// Loads and compiles the mesh config, binds the three listeners and
+    /// starts serving. Returns once every listener is bound.
+    pub async fn build(self) -> Result<Proxy, Error> {
+        let identity = ProxyIdentity {
+            workload: self.workload.clone(),
+            namespace: self.namespace.clone(),
+            service_account: self.service_account.clone(),
+            labels: self.labels.clone(),
+        };
+        let snapshot = load_snapshot(&self.config_paths, &identity)?;
+        let metrics = Metrics::new()?;
+        metrics.config_reloads.with_label_values(&["success"]).inc();
+
+        let me = Peer::from_labels(&self.workload, &self.namespace, |k| {
+            self.labels.get(k).map(String::as_str)
+        });
+        let (spans, exporter) = match &self.collector {
+            Some(endpoint) => {
+                let export = ExportConfig {
+                    endpoint: endpoint.clone(),
+                    metrics_interval: self.metrics_interval,
+                };
+                let (sink, exporter) = Exporter::start(&export, resource(&me), metrics.clone())?;
+                (sink, Some(exporter))
+            }
+            None => (SpanSink::disabled(metrics.clone()), None),
+        };
+        let bind = |listen: Listen, listener: &'static str| async move {
+            listen
+                .bind()
+                .await
+                .map_err(|source| Error::Bind { listener, source })
+        };
+        let inbound = bind(self.inbound, "inbound").await?;
+        let outbound = bind(self.outbound, "outbound").await?;
+        let admin = bind(self.admin, "admin").await?;
+        let local = |l: &tokio::net::TcpListener, listener| {
+            l.local_addr()
+                .map_err(|source| Error::Bind { listener, source })
+        };
+        let (inbound_addr, outbound_addr, admin_addr) = (
+            local(&inbound, "inbound")?,
+            local(&outbound, "outbound")?,
+            local(&admin, "admin")?,
+        );
+
+        let shared = Arc::new(Shared {
+            identity,
+            me_header: peer::encode(&me),
+            me,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            telemetry: Arc::new(Telemetry {
+                metrics: metrics.clone(),
+                spans,
+            }),
+            sampler: Sampler::new(self.sampling_rate),
+            client: http::forward::client(),
+            app: self.app,
+            app_authority: self.app.to_string(),
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let servers = vec![
+            tokio::spawn(listen::serve(
+                inbound,
+                {
+                    let shared = shared.clone();
+                    move |request, remote| inbound::handle(shared.clone(), request, remote)
+                },
+                metrics.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(listen::serve(
+                outbound,
+                {
+                    let shared = shared.clone();
+                    move |request, remote| outbound::handle(shared.clone(), request, remote)
+                },
+                metrics.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(listen::serve(
+                admin,
+                {
+                    let shared = shared.clone();
+                    move |request, _remote| admin::handle(shared.clone(), request)
+                },
+                metrics,
+                stop_rx,
+            )),
+        ];
+        tracing::info!(
+            workload = %shared.identity.workload,
+            %inbound_addr, %outbound_addr, %admin_addr,
+            "proxy listening"
+        );
+        Ok(Proxy {
+            inbound_addr,
+            outbound_addr,
+            admin_addr,
+            stop,
+            servers,
+            exporter,
+            shared,
+        })
+    }
+}
+
+fn load_snapshot(paths: &[PathBuf], identity: &ProxyIdentity) -> Result<Snapshot, Error> {
+    let (mesh, findings) = weft_config::load(paths).map_err(|e| Error::Config(e.to_string()))?;
+    for finding in findings
+        .iter()
+        .filter(|f| f.severity == weft_config::Severity::Warning)
+    {
+        tracing::warn!("{finding}");
+    }
+    Ok(Snapshot::compile(&mesh, identity))
+}
+
+/// The OTLP resource of this proxy's telemetry: `service.name` is the
+/// canonical service (the `app` label), as Kiali and Jaeger group by it.
+fn resource(me: &Peer) -> opentelemetry_proto::tonic::resource::v1::Resource {
+    opentelemetry_proto::tonic::resource::v1::Resource {
+        attributes: vec![
+            string_attribute("service.name", &me.canonical_service),
+            string_attribute("service.version", &me.canonical_revision),
+            string_attribute("service.namespace", &me.namespace),
+            string_attribute("k8s.namespace.name", &me.namespace),
+            string_attribute("weft.workload", &me.workload),
+            string_attribute("telemetry.sdk.name", "weft-proxy"),
+            string_attribute("telemetry.sdk.language", "rust"),
+        ],
+        ..Default::default()
+    }
+}
+
+impl Proxy {
+    pub fn inbound_addr(&self) -> SocketAddr {
+        self.inbound_addr
+    }
+
+    pub fn outbound_addr(&self) -> SocketAddr {
+        self.outbound_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The version of the config snapshot in force.
+    pub fn config_version(&self) -> String {
+        self.shared.snapshot.load().version().to_string()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes spans
+    /// and pushes metrics a last time.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
+        // The span queue closes when the last sender (held by `shared`) goes.
+        drop(self.shared);
+        if let Some(exporter) = self.exporter {
+            exporter.shutdown().await;
+        }
+    }
+}

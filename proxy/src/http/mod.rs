@@ -1,0 +1,4 @@
+//! HTTP plumbing shared by the listeners.
+
+pub mod body;
+pub mod forward;

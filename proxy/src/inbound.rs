@@ -1,0 +1,123 @@
+//! The inbound listener: requests from peer sidecars (or from outside the
+//! mesh) to the local application. Each request gets a SERVER span and is
+//! counted with `reporter="destination"`; the application receives trace
+//! headers naming the SERVER span as parent, so the calls it makes continue
+//! the trace.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+use crate::Shared;
+use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
+use crate::http::forward::{retarget, strip_hop_by_hop};
+use crate::outbound::{ensure_request_id, respond, split_service, target, version_str};
+use crate::peer::{self, PEER_HEADER};
+use crate::telemetry::export::string_attribute;
+use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<ProxyBody> {
+    let request_bytes = Arc::new(AtomicU64::new(0));
+    let (mut parts, body) = request.into_parts();
+    let body = boxed(Counting::new(body, request_bytes.clone()));
+
+    let source = parts
+        .headers
+        .remove(PEER_HEADER)
+        .and_then(|value| peer::decode(&value))
+        .unwrap_or_else(Peer::unknown);
+    let context = shared.sampler.start_span(&parts.headers);
+    let target = target(&parts.uri, &parts.headers);
+    let destination_service = target
+        .as_ref()
+        .map(|t| {
+            shared
+                .snapshot
+                .load()
+                .virtual_host(&t.host)
+                .map(|host| host.name.clone())
+                .unwrap_or_else(|| t.host.clone())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let (service_name, service_namespace) = split_service(&destination_service);
+    let labels = RequestLabels {
+        reporter: Reporter::Destination,
+        destination: shared.me.clone(),
+        destination_service_name: service_name.into(),
+        destination_service_namespace: service_namespace.into(),
+        destination_service: destination_service.clone(),
+        source,
+        request_protocol: "http",
+        response_code: 0,
+        response_flags: "-",
+        connection_security_policy: "none",
+    };
+    let path = parts.uri.path();
+    let draft = context.sampling.is_sampled().then(|| SpanDraft {
+        context: context.clone(),
+        kind: SpanKind::Server,
+        name: format!("{} {}", parts.method, path),
+        attributes: vec![
+            string_attribute("http.request.method", parts.method.as_str()),
+            string_attribute("url.path", path),
+            string_attribute("url.scheme", "http"),
+            string_attribute("server.address", &destination_service),
+            string_attribute("client.address", &remote.ip().to_string()),
+            string_attribute("network.protocol.version", version_str(parts.version)),
+            string_attribute("weft.source.workload", &labels.source.workload),
+            string_attribute("weft.source.namespace", &labels.source.namespace),
+            string_attribute("weft.source.version", &labels.source.version),
+            string_attribute("weft.destination.workload", &shared.me.workload),
+            string_attribute("weft.destination.namespace", &shared.me.namespace),
+            string_attribute("weft.destination.version", &shared.me.version),
+        ],
+        events: Vec::new(),
+    });
+    let mut exchange = Exchange::new(shared.telemetry.clone(), labels, draft, request_bytes);
+    let Some(target) = target else {
+        exchange.set_response(400, "-");
+        exchange.set_error("missing host");
+        return respond(
+            synthetic(StatusCode::BAD_REQUEST, "missing host\n"),
+            exchange,
+        );
+    };
+
+    strip_hop_by_hop(&mut parts.headers);
+    context.inject(&mut parts.headers);
+    ensure_request_id(&mut parts.headers);
+    let mut app_request = Request::from_parts(parts, body);
+    if retarget(&mut app_request, &shared.app_authority, &target.authority).is_err() {
+        exchange.set_response(503, "UF");
+        exchange.set_error("invalid application address");
+        return respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange);
+    }
+    match shared.client.request(app_request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            exchange.set_response(parts.status.as_u16(), "-");
+            Response::from_parts(parts, boxed(Observed::new(body, exchange)))
+        }
+        Err(error) => {
+            tracing::debug!(%error, app = %shared.app, "application request failed");
+            exchange.set_response(503, "UF");
+            exchange.set_error("upstream connect error");
+            respond(
+                synthetic(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream connect error or disconnect/reset before headers",
+                ),
+                exchange,
+            )
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! What the proxy reports: RED metrics with Istio's names and labels, spans
+//! over OTLP, and the proxy's own health.
+
+pub mod exchange;
+pub mod export;
+pub mod metrics;
+
+pub use exchange::{Exchange, SpanDraft};
+pub use export::{ExportConfig, Exporter, SpanSink};
+pub use metrics::{Metrics, Peer, Reporter, RequestLabels};
+
+/// Shared by every request of a proxy.
+pub struct Telemetry {
+    pub metrics: Metrics,
+    pub spans: SpanSink,
+}

@@ -1,0 +1,287 @@
+//! The command line (DESIGN.md "The command line": others script against
+//! it, keep it stable). Each command builds a plain `Config` and calls the
+//! crate's `build()`, the same entry point the tests use.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about = "An observability-first service mesh")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing's EnvFilter syntax); also read from RUST_LOG.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole demo mesh on this machine (collector, services,
+    /// sidecars, load) and print the dashboard URL.
+    Demo(DemoArgs),
+    /// Validate and analyse Istio YAML files or folders.
+    Check(CheckArgs),
+    /// Run the collector: OTLP ingest, storage, query APIs, dashboard.
+    Collector(CollectorArgs),
+    /// Run a sidecar proxy beside one workload.
+    Proxy(ProxyArgs),
+    /// Run the control plane (CA and config distribution).
+    Control(ControlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Dashboard and query API address.
+    #[arg(long, default_value = "127.0.0.1:16686")]
+    pub http: SocketAddr,
+    /// Data folder (SQLite store and the generated mesh config).
+    #[arg(long, default_value = "./weft-data")]
+    pub data: PathBuf,
+    /// OTLP/gRPC receiver address (0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP receiver address (0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub otlp_http: SocketAddr,
+    /// Requests per second of the built-in load generator (0 = off).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or folders of Istio YAML.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectorArgs {
+    /// Store URL: sqlite://FILE or postgres://...
+    #[arg(long, default_value = "sqlite://./weft-data/weft.db")]
+    pub db: String,
+    /// Dashboard, native API and Jaeger query API.
+    #[arg(long, default_value = "127.0.0.1:16686")]
+    pub http: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    pub otlp_grpc: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub otlp_http: SocketAddr,
+    /// Zipkin v2 API address.
+    #[arg(long)]
+    pub zipkin: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "control"])))]
+pub struct ProxyArgs {
+    /// Workload name, as in `source_workload`/`destination_workload`.
+    #[arg(long)]
+    pub workload: String,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Service account (defaults to the workload name).
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// Workload labels, `k=v,k=v` (`app` and `version` matter).
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    pub labels: BTreeMap<String, String>,
+    /// Folder (or file) of Istio YAML.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Control plane URL (config distribution).
+    #[arg(long)]
+    pub control: Option<String>,
+    /// The local application.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub app: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:15006")]
+    pub inbound: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    pub outbound: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
+    /// OTLP/gRPC endpoint of the collector.
+    #[arg(long)]
+    pub collector: Option<String>,
+    /// Share of new traces sampled, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.01)]
+    pub sampling: f64,
+    /// Seconds between metric pushes to the collector.
+    #[arg(long, default_value_t = 10)]
+    pub metrics_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:15012")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+}
+
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("label `{pair}` is not of the form key=value"))
+        })
+        .collect()
+}
+
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs a command; the exit code follows DESIGN.md (0 ok, 1 failure, 2
+/// usage error).
+pub fn run(cli: Cli) -> ExitCode {
+    if let Command::Check(args) = &cli.command {
+        return check(args);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo(args).await,
+            Command::Collector(args) => collector(args).await,
+            Command::Proxy(args) => proxy(args).await,
+            Command::Control(_) => Err(anyhow::anyhow!(
+                "`weft control` (CA and config distribution) is not built yet; \
+                 run proxies with --config DIR"
+            )),
+            Command::Check(_) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let report = weft_config::check(&args.paths);
+    for finding in report.findings() {
+        println!("{finding}");
+    }
+    if report.has_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let demo = crate::demo::Config {
+        http: args.http,
+        otlp_grpc: args.otlp_grpc,
+        otlp_http: args.otlp_http,
+        data_dir: args.data,
+        load_rate: args.rate,
+        sampling_rate: 1.0,
+        metrics_interval: Duration::from_secs(2),
+    }
+    .build()
+    .await?;
+    println!("dashboard: {}", demo.dashboard_url());
+    shutdown_signal().await;
+    eprintln!("stopping the demo mesh");
+    demo.shutdown().await;
+    Ok(())
+}
+
+async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
+    if let Some(zipkin) = args.zipkin {
+        tracing::warn!(%zipkin, "the Zipkin receiver is not built yet; --zipkin is ignored");
+    }
+    let collector = weft_collector::Config {
+        db: args.db,
+        http: args.http,
+        otlp_grpc: args.otlp_grpc,
+        otlp_http: args.otlp_http,
+    }
+    .build()
+    .await
+    .context("starting the collector")?;
+    println!("dashboard: http://{}/", collector.http_addr());
+    shutdown_signal().await;
+    collector.shutdown().await;
+    Ok(())
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let Some(config_dir) = args.config else {
+        anyhow::bail!(
+            "--control is not available yet (the control plane is not built); use --config DIR"
+        );
+    };
+    let proxy = weft_proxy::Config {
+        service_account: args
+            .service_account
+            .unwrap_or_else(|| args.workload.clone()),
+        workload: args.workload,
+        namespace: args.namespace,
+        labels: args.labels,
+        config_paths: vec![config_dir],
+        app: args.app,
+        inbound: args.inbound.into(),
+        outbound: args.outbound.into(),
+        admin: args.admin.into(),
+        collector: args.collector,
+        sampling_rate: args.sampling,
+        metrics_interval: Duration::from_secs(args.metrics_interval.max(1)),
+    }
+    .build()
+    .await
+    .context("starting the proxy")?;
+    shutdown_signal().await;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: real sockets on 127.0.0.1, the demo mesh in-process,
+//! the `weft` binary, and a real headless Chromium. One test binary.
+
+mod browser;
+mod check;
+mod mesh;
+mod robustness;
+mod support;
+mod traces;

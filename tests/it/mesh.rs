@@ -1,0 +1,130 @@
+//! The demo topology under a fixed number of requests: the canary split and
+//! exact request counts at every sidecar.
+
+use std::collections::BTreeMap;
+
+use crate::support::{Mesh, client, eventually, sum};
+
+const REQUESTS: usize = 1000;
+/// Every tenth request asks for an item `products` does not have (404).
+const MISSING_EVERY: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_requests_split_90_10_and_are_counted_exactly() {
+    let mesh = Mesh::start(0.0).await;
+    let web = mesh.workload("web").proxy.inbound_addr();
+    let http = client();
+
+    let mut sent: BTreeMap<u16, f64> = BTreeMap::new();
+    let mut v2_bodies = 0;
+    for i in 0..REQUESTS {
+        let item = if i % MISSING_EVERY == 0 {
+            "unicorn"
+        } else {
+            "apple"
+        };
+        let response = http
+            .get(format!("http://{web}/?item={item}"))
+            .header("host", "web")
+            .send()
+            .await
+            .expect("request through the mesh");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        if body.contains(r#""version":"v2""#) {
+            v2_bodies += 1;
+        }
+        *sent.entry(status).or_default() += 1.0;
+    }
+    assert_eq!(sent.get(&200).copied(), Some(900.0), "statuses: {sent:?}");
+    assert_eq!(sent.get(&404).copied(), Some(100.0), "statuses: {sent:?}");
+
+    // Each hop, seen from each side, counts every request once, per code.
+    let hops: [(&str, &str, &[&str]); 5] = [
+        ("destination", "web", &["web"]),
+        ("source", "web", &["web"]),
+        (
+            "destination",
+            "stock-api",
+            &["stock-api-v1", "stock-api-v2"],
+        ),
+        ("source", "stock-api", &["stock-api-v1", "stock-api-v2"]),
+        ("destination", "products", &["products"]),
+    ];
+    for (reporter, app, sidecars) in hops {
+        for (&code, &expected) in &sent {
+            let code = code.to_string();
+            let counted = eventually(&format!("{reporter} {app} {code}"), || async {
+                let mut total = 0.0;
+                for sidecar in sidecars {
+                    let samples = mesh.scrape(sidecar).await;
+                    total += sum(
+                        &samples,
+                        "istio_requests_total",
+                        &[("reporter", reporter), ("response_code", &code)],
+                    );
+                }
+                if total == expected {
+                    Ok(total)
+                } else {
+                    Err(format!("{total}"))
+                }
+            })
+            .await;
+            assert_eq!(
+                counted, expected,
+                "{reporter} reporter at {app}, code {code}"
+            );
+        }
+    }
+
+    // The split, from the destination sidecars of stock-api.
+    let v1 = sum(
+        &mesh.scrape("stock-api-v1").await,
+        "istio_requests_total",
+        &[("reporter", "destination")],
+    );
+    let v2 = sum(
+        &mesh.scrape("stock-api-v2").await,
+        "istio_requests_total",
+        &[("reporter", "destination")],
+    );
+    assert_eq!(v1 + v2, REQUESTS as f64);
+    let n = REQUESTS as f64;
+    let sigma = (n * 0.1 * 0.9).sqrt();
+    assert!(
+        (v2 - n * 0.1).abs() <= 3.0 * sigma,
+        "v2 got {v2} of {n} requests; expected 100 ± {:.1}",
+        3.0 * sigma
+    );
+    // The responses the client saw from v2 are the ones v2's sidecar counted.
+    assert_eq!(v2_bodies as f64, v2);
+
+    // Source-reported labels name both ends of the web -> stock-api edge.
+    let web_samples = mesh.scrape("web").await;
+    let to_v2 = sum(
+        &web_samples,
+        "istio_requests_total",
+        &[
+            ("reporter", "source"),
+            ("source_workload", "web"),
+            ("destination_workload", "stock-api-v2"),
+            ("destination_version", "v2"),
+            ("destination_service", "stock-api.default.svc.cluster.local"),
+        ],
+    );
+    assert_eq!(to_v2, v2);
+    // Destination-reported labels learn the caller from peer metadata.
+    let from_web = sum(
+        &mesh.scrape("stock-api-v1").await,
+        "istio_requests_total",
+        &[
+            ("reporter", "destination"),
+            ("source_workload", "web"),
+            ("source_app", "web"),
+        ],
+    );
+    assert_eq!(from_web, v1);
+
+    mesh.shutdown().await;
+}
