@@ -117,6 +117,25 @@ pub struct ProxyArgs {
     /// Seconds between metric pushes to the collector.
     #[arg(long, default_value_t = 10)]
     pub metrics_interval: u64,
+    /// OTLP transport to the collector: grpc (--collector http://HOST:4317)
+    /// or http (protobuf; --collector http://HOST:4318).
+    #[arg(long, value_enum, default_value_t = OtlpProtocolArg::Grpc)]
+    pub otlp_protocol: OtlpProtocolArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OtlpProtocolArg {
+    Grpc,
+    Http,
+}
+
+impl From<OtlpProtocolArg> for weft_proxy::telemetry::export::OtlpProtocol {
+    fn from(arg: OtlpProtocolArg) -> Self {
+        match arg {
+            OtlpProtocolArg::Grpc => Self::Grpc,
+            OtlpProtocolArg::Http => Self::HttpProtobuf,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +225,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         load_rate: args.rate,
         sampling_rate: 1.0,
         metrics_interval: Duration::from_secs(2),
+        telemetry: weft_proxy::TelemetryOptions::default(),
     }
     .build()
     .await?;
@@ -256,6 +276,10 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         collector: args.collector,
         sampling_rate: args.sampling,
         metrics_interval: Duration::from_secs(args.metrics_interval.max(1)),
+        telemetry: weft_proxy::TelemetryOptions {
+            protocol: args.otlp_protocol.into(),
+            ..Default::default()
+        },
     }
     .build()
     .await

@@ -17,6 +17,7 @@ use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
 use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::outbound::{ensure_request_id, respond, split_service, target, version_str};
 use crate::peer::{self, PEER_HEADER};
+use crate::telemetry::exchange::request_head_bytes;
 use crate::telemetry::export::string_attribute;
 use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
 
@@ -25,8 +26,8 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     remote: SocketAddr,
 ) -> Response<ProxyBody> {
-    let request_bytes = Arc::new(AtomicU64::new(0));
     let (mut parts, body) = request.into_parts();
+    let request_bytes = Arc::new(AtomicU64::new(request_head_bytes(&parts)));
     let body = boxed(Counting::new(body, request_bytes.clone()));
 
     let source = parts
@@ -105,6 +106,7 @@ pub(crate) async fn handle(
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             exchange.set_response(parts.status.as_u16(), "-");
+            exchange.set_response_head(&parts.headers);
             Response::from_parts(parts, boxed(Observed::new(body, exchange)))
         }
         Err(error) => {

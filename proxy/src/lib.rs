@@ -54,6 +54,25 @@ pub struct Config {
     /// upstream keep their caller's decision.
     pub sampling_rate: f64,
     pub metrics_interval: Duration,
+    /// Export knobs with sensible defaults.
+    pub telemetry: TelemetryOptions,
+}
+
+/// Telemetry export options beyond the collector address.
+#[derive(Clone, Copy, Debug)]
+pub struct TelemetryOptions {
+    pub protocol: telemetry::export::OtlpProtocol,
+    /// Spans held while the collector is slow or away.
+    pub span_queue_capacity: usize,
+}
+
+impl Default for TelemetryOptions {
+    fn default() -> Self {
+        Self {
+            protocol: telemetry::export::OtlpProtocol::Grpc,
+            span_queue_capacity: telemetry::export::DEFAULT_SPAN_QUEUE_CAPACITY,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +84,8 @@ pub enum Error {
         listener: &'static str,
         source: std::io::Error,
     },
-    #[error("invalid collector URL: {0}")]
-    Collector(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Collector(#[from] telemetry::export::ExportError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -110,6 +129,7 @@ impl Config {
         let snapshot = load_snapshot(&self.config_paths, &identity)?;
         let metrics = Metrics::new()?;
         metrics.config_reloads.with_label_values(&["success"]).inc();
+        telemetry::routes::publish(&snapshot, &metrics);
 
         let me = Peer::from_labels(&self.workload, &self.namespace, |k| {
             self.labels.get(k).map(String::as_str)
@@ -118,7 +138,9 @@ impl Config {
             Some(endpoint) => {
                 let export = ExportConfig {
                     endpoint: endpoint.clone(),
+                    protocol: self.telemetry.protocol,
                     metrics_interval: self.metrics_interval,
+                    span_queue_capacity: self.telemetry.span_queue_capacity,
                 };
                 let (sink, exporter) = Exporter::start(&export, resource(&me), metrics.clone())?;
                 (sink, Some(exporter))

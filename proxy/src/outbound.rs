@@ -16,6 +16,7 @@ use crate::Shared;
 use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
 use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::peer::PEER_HEADER;
+use crate::telemetry::exchange::request_head_bytes;
 use crate::telemetry::export::{int_attribute, string_attribute};
 use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
 use crate::trace::context::REQUEST_ID;
@@ -54,8 +55,8 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     _remote: SocketAddr,
 ) -> Response<ProxyBody> {
-    let request_bytes = Arc::new(AtomicU64::new(0));
     let (mut parts, body) = request.into_parts();
+    let request_bytes = Arc::new(AtomicU64::new(request_head_bytes(&parts)));
     let body = boxed(Counting::new(body, request_bytes.clone()));
 
     let context = shared.sampler.start_span(&parts.headers);
@@ -229,6 +230,7 @@ pub(crate) async fn handle(
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             exchange.set_response(parts.status.as_u16(), "-");
+            exchange.set_response_head(&parts.headers);
             Response::from_parts(parts, boxed(Observed::new(body, exchange)))
         }
         Err(error) => {
@@ -267,8 +269,9 @@ pub(crate) fn ensure_request_id(headers: &mut http::HeaderMap) {
 /// Finishes a proxy-generated response through the same observation path.
 pub(crate) fn respond(
     response: Response<http_body_util::Full<bytes::Bytes>>,
-    exchange: Exchange,
+    mut exchange: Exchange,
 ) -> Response<ProxyBody> {
+    exchange.set_response_head(response.headers());
     response.map(|body| boxed(Observed::new(body, exchange)))
 }
 

@@ -4,7 +4,8 @@
 //!
 //! - `web`: `GET /?item=X` calls `stock-api` `/price?item=X`.
 //! - `stock-api` (v1, v2): `GET /price?item=X` calls `products` `/products/X`.
-//! - `products`: `GET /products/X`: 200 for a known item, 404 otherwise.
+//! - `products`: `GET /products/X`: 200 for a known item, 503 for the item
+//!   `broken` (an injected failure), 404 otherwise.
 //!
 //! A downstream status other than 200 is passed back to the caller, so an
 //! unknown item gives a 404 at every hop.
@@ -39,6 +40,9 @@ pub const PROPAGATED: [&str; 10] = [
     "b3",
     "baggage",
 ];
+
+/// The item `products` always fails with 503 (an injected error).
+pub const BROKEN_ITEM: &str = "broken";
 
 /// Items `products` knows, with their price in cents.
 pub const CATALOG: [(&str, u32); 6] = [
@@ -154,6 +158,12 @@ impl App {
             }
             (Role::Products, path) if path.starts_with("/products/") => {
                 let item = &path["/products/".len()..];
+                if item == BROKEN_ITEM {
+                    return json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"error":"injected failure"}"#.into(),
+                    );
+                }
                 match CATALOG.iter().find(|(name, _)| *name == item) {
                     Some((name, cents)) => json(
                         StatusCode::OK,

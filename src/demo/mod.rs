@@ -34,6 +34,8 @@ pub struct Config {
     pub load_rate: f64,
     pub sampling_rate: f64,
     pub metrics_interval: Duration,
+    /// Export options of every sidecar.
+    pub telemetry: weft_proxy::TelemetryOptions,
 }
 
 /// One workload of the demo mesh.
@@ -156,6 +158,7 @@ impl Config {
                 collector: Some(collector_url.clone()),
                 sampling_rate: self.sampling_rate,
                 metrics_interval: self.metrics_interval,
+                telemetry: self.telemetry,
             }
             .build()
             .await

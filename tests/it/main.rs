@@ -4,6 +4,8 @@
 mod browser;
 mod check;
 mod mesh;
+mod propagation;
 mod robustness;
 mod support;
+mod telemetry;
 mod traces;

@@ -55,6 +55,7 @@ impl Mesh {
             load_rate,
             sampling_rate: 1.0,
             metrics_interval: Duration::from_millis(500),
+            telemetry: weft_proxy::TelemetryOptions::default(),
         }
         .build()
         .await
@@ -184,4 +185,245 @@ pub fn sum(samples: &[Sample], name: &str, matchers: &[(&str, &str)]) -> f64 {
         .filter(|s| s.name == name && matchers.iter().all(|(k, v)| s.label(k) == *v))
         .map(|s| s.value)
         .sum()
+}
+
+/// The Python interpreter of the test venv (`scripts/test` makes it).
+pub fn python() -> String {
+    let python = std::env::var("WEFT_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weft-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python test venv at {python}: run scripts/test, which creates it"
+    );
+    python
+}
+
+/// A script under `tests/python/`.
+pub fn python_script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// A Python upstream application (`tests/python/upstream.py`): extracts
+/// trace context with the OpenTelemetry SDK's propagators and reports it.
+pub struct PythonUpstream {
+    pub addr: SocketAddr,
+    _child: tokio::process::Child,
+}
+
+impl PythonUpstream {
+    pub async fn start() -> PythonUpstream {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(python())
+            .arg(python_script("upstream.py"))
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the Python upstream");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(patience(), lines.next_line())
+            .await
+            .expect("the Python upstream reports its port")
+            .expect("read")
+            .and_then(|line| {
+                line.strip_prefix("PORT ")
+                    .and_then(|p| p.parse::<u16>().ok())
+            })
+            .expect("a PORT line");
+        PythonUpstream {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _child: child,
+        }
+    }
+}
+
+/// Starts an in-process collector on ephemeral ports with a temporary
+/// SQLite store.
+pub async fn collector(dir: &std::path::Path) -> weft_collector::Collector {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    weft_collector::Config {
+        db: format!("sqlite://{}", dir.join("weft.db").display()),
+        http: any,
+        otlp_grpc: any,
+        otlp_http: any,
+    }
+    .build()
+    .await
+    .expect("collector starts")
+}
+
+/// Two sidecars and a collector: a client calls hop A's outbound listener
+/// with `Host: upstream`; A routes to hop B's inbound listener, which
+/// forwards to the application at `upstream` (any HTTP server).
+pub struct TwoHops {
+    pub collector: weft_collector::Collector,
+    /// Addresses the collector bound, to restart it in place.
+    pub collector_addrs: (SocketAddr, SocketAddr, SocketAddr),
+    pub a: weft_proxy::Proxy,
+    pub b: weft_proxy::Proxy,
+    pub dir: tempfile::TempDir,
+}
+
+fn two_hops_yaml(b_inbound: u16) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: upstream
+  namespace: default
+spec:
+  hosts: [upstream.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - number: 80
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  workloadSelector:
+    labels:
+      app: upstream
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: upstream
+  namespace: default
+spec:
+  address: 127.0.0.1
+  ports:
+    http: {b_inbound}
+  labels:
+    app: upstream
+    version: v1
+"
+    )
+}
+
+impl TwoHops {
+    pub async fn start(
+        upstream: SocketAddr,
+        sampling_rate: f64,
+        telemetry: weft_proxy::TelemetryOptions,
+    ) -> TwoHops {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let collector = collector(dir.path()).await;
+        let collector_addrs = (
+            collector.http_addr(),
+            collector.otlp_grpc_addr(),
+            collector.otlp_http_addr(),
+        );
+        let b_inbound = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mesh = dir.path().join("mesh");
+        std::fs::create_dir_all(&mesh).expect("mesh dir");
+        std::fs::write(
+            mesh.join("mesh.yaml"),
+            two_hops_yaml(b_inbound.local_addr().expect("addr").port()),
+        )
+        .expect("write mesh");
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let endpoint = match telemetry.protocol {
+            weft_proxy::telemetry::export::OtlpProtocol::Grpc => collector.otlp_grpc_addr(),
+            weft_proxy::telemetry::export::OtlpProtocol::HttpProtobuf => collector.otlp_http_addr(),
+        };
+        let proxy =
+            |workload: &str, app: SocketAddr, inbound: weft_proxy::Listen| weft_proxy::Config {
+                workload: workload.into(),
+                namespace: "default".into(),
+                service_account: workload.into(),
+                labels: BTreeMap::from([
+                    ("app".to_string(), workload.to_string()),
+                    ("version".to_string(), "v1".to_string()),
+                ]),
+                config_paths: vec![mesh.clone()],
+                app,
+                inbound,
+                outbound: any.into(),
+                admin: any.into(),
+                collector: Some(format!("http://{endpoint}")),
+                sampling_rate,
+                metrics_interval: Duration::from_millis(500),
+                telemetry,
+            };
+        let b = proxy("upstream", upstream, weft_proxy::Listen::Bound(b_inbound))
+            .build()
+            .await
+            .expect("proxy B");
+        let a = proxy("client", any, any.into())
+            .build()
+            .await
+            .expect("proxy A");
+        TwoHops {
+            collector,
+            collector_addrs,
+            a,
+            b,
+            dir,
+        }
+    }
+
+    /// `GET path` through hop A with extra headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = client()
+            .get(format!("http://{}{path}", self.a.outbound_addr()))
+            .header("host", "upstream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request through weft")
+    }
+
+    /// The spans of a trace from the native API, once there are `count`.
+    pub async fn spans(&self, trace_id: &str, count: usize) -> Vec<serde_json::Value> {
+        let url = format!(
+            "http://{}/api/weft/traces/{trace_id}",
+            self.collector.http_addr()
+        );
+        eventually(&format!("{count} spans of {trace_id}"), || async {
+            let response = client().get(&url).send().await.map_err(|e| e.to_string())?;
+            if response.status() != 200 {
+                return Err(response.status().to_string());
+            }
+            let trace: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+            if spans.len() == count {
+                Ok(spans)
+            } else {
+                Err(format!("{} spans", spans.len()))
+            }
+        })
+        .await
+    }
+
+    /// Stops the collector and starts a new one on the same addresses and
+    /// store after `downtime` resolves.
+    pub async fn restart_collector<F: std::future::Future<Output = ()>>(&mut self, downtime: F) {
+        let (http, otlp_grpc, otlp_http) = self.collector_addrs;
+        let placeholder = collector(self.dir.path().join("placeholder").as_path()).await;
+        let old = std::mem::replace(&mut self.collector, placeholder);
+        old.shutdown().await;
+        downtime.await;
+        let restarted = weft_collector::Config {
+            db: format!("sqlite://{}", self.dir.path().join("weft.db").display()),
+            http,
+            otlp_grpc,
+            otlp_http,
+        }
+        .build()
+        .await
+        .expect("collector restarts on its old addresses");
+        let placeholder = std::mem::replace(&mut self.collector, restarted);
+        placeholder.shutdown().await;
+    }
+
+    pub async fn shutdown(self) {
+        self.a.shutdown().await;
+        self.b.shutdown().await;
+        self.collector.shutdown().await;
+    }
 }

@@ -33,6 +33,29 @@ pub struct Exchange {
     request_bytes: Arc<AtomicU64>,
     /// A proxy-generated failure (no route, connect failure, ...).
     error: Option<&'static str>,
+    /// Response header bytes on the wire: Istio's byte histograms count
+    /// them too (request header bytes are in `request_bytes` from the start).
+    response_header_bytes: u64,
+}
+
+/// Wire size of a request's line and headers (HTTP/1.1 framing): the seed
+/// of the exchange's request byte counter.
+pub fn request_head_bytes(parts: &http::request::Parts) -> u64 {
+    // "METHOD SP target SP HTTP/1.1 CRLF"
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    line as u64 + header_block_bytes(&parts.headers)
+}
+
+/// Approximate HTTP/1.1 wire size of a header block: `name: value\r\n` per
+/// field plus the blank line.
+pub fn header_block_bytes(headers: &http::HeaderMap) -> u64 {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum::<u64>()
+        + 2
 }
 
 impl Exchange {
@@ -50,7 +73,14 @@ impl Exchange {
             span,
             request_bytes,
             error: None,
+            response_header_bytes: 0,
         }
+    }
+
+    /// Records the status line and headers sent back.
+    pub fn set_response_head(&mut self, headers: &http::HeaderMap) {
+        // "HTTP/1.1 200 OK CRLF"
+        self.response_header_bytes = 17 + header_block_bytes(headers);
     }
 
     pub fn set_response(&mut self, code: u16, flags: &'static str) {
@@ -79,7 +109,7 @@ impl Exchange {
             &self.labels,
             elapsed.as_secs_f64() * 1000.0,
             request_bytes,
-            response_bytes,
+            response_bytes + self.response_header_bytes,
         );
         let Some(draft) = self.span else { return };
         if !self.telemetry.spans.is_enabled() {
@@ -94,13 +124,11 @@ impl Exchange {
             "weft.response_flags",
             self.labels.response_flags,
         ));
+        // Semantic conventions' `http.*.size`: wire bytes, head included.
+        attributes.push(int_attribute("http.request.size", request_bytes as i64));
         attributes.push(int_attribute(
-            "http.request.body.size",
-            request_bytes as i64,
-        ));
-        attributes.push(int_attribute(
-            "http.response.body.size",
-            response_bytes as i64,
+            "http.response.size",
+            (response_bytes + self.response_header_bytes) as i64,
         ));
         let failed = code >= 500 || code == 0 || self.error.is_some();
         let status = failed.then(|| Status {

@@ -2,10 +2,12 @@
 //!
 //! The request path only calls [`SpanSink::record`], a non-blocking
 //! `try_send` into a bounded queue: when the queue is full the span is
-//! dropped and counted (`weft_proxy_spans_dropped_total`), never waited for.
-//! One task batches spans and sends them with the OTLP/gRPC client that
-//! `opentelemetry-proto` generates; another pushes the cumulative RED metrics
-//! every interval, so the collector's graph does not depend on sampling.
+//! dropped and counted (`weft_proxy_spans_dropped_total{reason="queue_full"}`),
+//! never waited for. One task batches spans and sends them over OTLP/gRPC
+//! (the client `opentelemetry-proto` generates) or OTLP/HTTP protobuf,
+//! retrying retryable failures with backoff; another pushes the cumulative
+//! RED metrics every interval, so the collector's graph does not depend on
+//! sampling.
 //!
 //! We build OTLP messages directly instead of going through the
 //! OpenTelemetry SDK's tracer: a proxy must control span and trace ids
@@ -14,6 +16,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -26,26 +34,52 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus::proto::MetricType;
+use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
 
-/// Spans held while the collector is slow or away.
-pub const SPAN_QUEUE_CAPACITY: usize = 4096;
+/// Spans held while the collector is slow or away (default).
+pub const DEFAULT_SPAN_QUEUE_CAPACITY: usize = 4096;
 /// Spans per export call.
 const MAX_BATCH: usize = 512;
 /// A span waits at most this long before it is sent.
 const BATCH_DELAY: Duration = Duration::from_millis(500);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retry backoff for a failed span batch: doubling from the first value,
+/// capped at the second, so export resumes within ~2 s of the collector's
+/// return.
+const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+
+/// The OTLP transport to the collector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (`TraceService/Export`, `MetricsService/Export`), the default.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (`POST /v1/traces`, `/v1/metrics`).
+    HttpProtobuf,
+}
 
 /// Where telemetry goes.
 #[derive(Clone, Debug)]
 pub struct ExportConfig {
-    /// OTLP/gRPC endpoint of the collector, e.g. `http://127.0.0.1:4317`.
+    /// Collector endpoint: `http://127.0.0.1:4317` for gRPC, or the base URL
+    /// of the OTLP/HTTP receiver (`http://127.0.0.1:4318`).
     pub endpoint: String,
+    pub protocol: OtlpProtocol,
     /// How often cumulative metrics are pushed.
     pub metrics_interval: Duration,
+    /// Spans held while the collector is slow or away; beyond it spans are
+    /// dropped and counted.
+    pub span_queue_capacity: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("invalid collector endpoint {endpoint}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
 }
 
 /// The request path's handle: records finished spans without waiting.
@@ -72,8 +106,151 @@ impl SpanSink {
         let Some(queue) = &self.queue else { return };
         match queue.try_send(span) {
             Ok(()) => self.metrics.span_queue_depth.inc(),
-            Err(_) => self.metrics.spans_dropped.inc(),
+            Err(_) => self
+                .metrics
+                .spans_dropped
+                .with_label_values(&["queue_full"])
+                .inc(),
         }
+    }
+}
+
+/// One OTLP client for both signals, over gRPC or HTTP.
+#[derive(Clone)]
+enum OtlpClient {
+    Grpc {
+        traces: TraceServiceClient<Channel>,
+        metrics: MetricsServiceClient<Channel>,
+    },
+    Http {
+        client: Client<HttpConnector, Full<Bytes>>,
+        traces: Uri,
+        metrics: Uri,
+    },
+}
+
+/// Why an export call failed, and whether trying again can help.
+struct Failure {
+    retryable: bool,
+    message: String,
+}
+
+impl OtlpClient {
+    fn new(config: &ExportConfig) -> Result<Self, ExportError> {
+        let invalid = |reason: String| ExportError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            reason,
+        };
+        match config.protocol {
+            OtlpProtocol::Grpc => {
+                let channel = Endpoint::from_shared(config.endpoint.clone())
+                    .map_err(|e| invalid(e.to_string()))?
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(EXPORT_TIMEOUT)
+                    .connect_lazy();
+                Ok(OtlpClient::Grpc {
+                    traces: TraceServiceClient::new(channel.clone()),
+                    metrics: MetricsServiceClient::new(channel),
+                })
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let base = config.endpoint.trim_end_matches('/');
+                let url = |path: &str| {
+                    format!("{base}{path}")
+                        .parse::<Uri>()
+                        .map_err(|e| invalid(e.to_string()))
+                };
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(Duration::from_secs(5)));
+                Ok(OtlpClient::Http {
+                    client: Client::builder(TokioExecutor::new()).build(connector),
+                    traces: url("/v1/traces")?,
+                    metrics: url("/v1/metrics")?,
+                })
+            }
+        }
+    }
+
+    async fn export_traces(&mut self, request: ExportTraceServiceRequest) -> Result<(), Failure> {
+        match self {
+            OtlpClient::Grpc { traces, .. } => {
+                traces.export(request).await.map(drop).map_err(grpc_failure)
+            }
+            OtlpClient::Http { client, traces, .. } => {
+                http_post(client, traces.clone(), request.encode_to_vec()).await
+            }
+        }
+    }
+
+    async fn export_metrics(
+        &mut self,
+        request: ExportMetricsServiceRequest,
+    ) -> Result<(), Failure> {
+        match self {
+            OtlpClient::Grpc { metrics, .. } => metrics
+                .export(request)
+                .await
+                .map(drop)
+                .map_err(grpc_failure),
+            OtlpClient::Http {
+                client, metrics, ..
+            } => http_post(client, metrics.clone(), request.encode_to_vec()).await,
+        }
+    }
+}
+
+/// OTLP's retryable gRPC codes (UNAVAILABLE and friends); everything else
+/// (e.g. INVALID_ARGUMENT) means the data will never be accepted.
+fn grpc_failure(status: tonic::Status) -> Failure {
+    use tonic::Code;
+    Failure {
+        retryable: matches!(
+            status.code(),
+            Code::Unavailable
+                | Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::OutOfRange
+                | Code::DataLoss
+                | Code::Unknown
+                | Code::Internal
+        ),
+        message: status.to_string(),
+    }
+}
+
+async fn http_post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    body: Vec<u8>,
+) -> Result<(), Failure> {
+    let mut request = http::Request::new(Full::new(Bytes::from(body)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    let response = tokio::time::timeout(EXPORT_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| Failure {
+            retryable: true,
+            message: "timed out".into(),
+        })?
+        .map_err(|e| Failure {
+            retryable: true,
+            message: e.to_string(),
+        })?;
+    let status = response.status();
+    // Drain the body so the connection can be reused.
+    let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(Failure {
+            retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+            message: format!("HTTP {status}"),
+        })
     }
 }
 
@@ -85,28 +262,25 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// Starts the span and metric export tasks. The gRPC channel connects
+    /// Starts the span and metric export tasks. Connections are made
     /// lazily, so a collector that starts later (or restarts) is fine.
     pub fn start(
         config: &ExportConfig,
         resource: Resource,
         metrics: Metrics,
-    ) -> Result<(SpanSink, Exporter), tonic::transport::Error> {
-        let channel = Endpoint::from_shared(config.endpoint.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(EXPORT_TIMEOUT)
-            .connect_lazy();
-        let (tx, rx) = mpsc::channel(SPAN_QUEUE_CAPACITY);
+    ) -> Result<(SpanSink, Exporter), ExportError> {
+        let client = OtlpClient::new(config)?;
+        let (tx, rx) = mpsc::channel(config.span_queue_capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);
         let span_task = tokio::spawn(export_spans(
             rx,
-            TraceServiceClient::new(channel.clone()),
+            client.clone(),
             resource.clone(),
             metrics.clone(),
             stop_rx.clone(),
         ));
         let metrics_task = tokio::spawn(push_metrics(
-            MetricsServiceClient::new(channel),
+            client,
             resource,
             metrics.clone(),
             config.metrics_interval,
@@ -137,7 +311,7 @@ impl Exporter {
 
 async fn export_spans(
     mut rx: mpsc::Receiver<Span>,
-    mut client: TraceServiceClient<Channel>,
+    mut client: OtlpClient,
     resource: Resource,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
@@ -195,18 +369,47 @@ async fn export_spans(
                 schema_url: String::new(),
             }],
         };
-        match client.export(request).await {
-            Ok(_) => metrics.spans_exported.inc_by(count),
-            Err(status) => {
-                metrics.export_failures.with_label_values(&["traces"]).inc();
-                tracing::warn!(spans = count, error = %status, "span export failed; spans dropped");
+        // Retry a retryable failure with backoff while the queue keeps
+        // filling (and, once full, dropping): memory stays bounded and the
+        // request path never waits. On shutdown, one last try.
+        let mut backoff = RETRY_BACKOFF.0;
+        let mut warned = false;
+        loop {
+            match client.export_traces(request.clone()).await {
+                Ok(()) => {
+                    metrics.spans_exported.inc_by(count);
+                    if warned {
+                        tracing::info!("span export resumed");
+                    }
+                    break;
+                }
+                Err(failure) => {
+                    metrics.export_failures.with_label_values(&["traces"]).inc();
+                    if !failure.retryable || stopping {
+                        metrics
+                            .spans_dropped
+                            .with_label_values(&["export_failed"])
+                            .inc_by(count);
+                        tracing::warn!(spans = count, error = %failure.message, "span export failed; spans dropped");
+                        break;
+                    }
+                    if !warned {
+                        tracing::warn!(error = %failure.message, "span export failed; retrying");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => stopping = true,
+                    }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF.1);
+                }
             }
         }
     }
 }
 
 async fn push_metrics(
-    mut client: MetricsServiceClient<Channel>,
+    mut client: OtlpClient,
     resource: Resource,
     metrics: Metrics,
     interval: Duration,
@@ -220,13 +423,15 @@ async fn push_metrics(
             _ = ticker.tick() => false,
             _ = stop.changed() => true,
         };
+        // Values are cumulative: a failed push loses nothing, the next one
+        // carries the totals.
         let request = metrics_request(&metrics, &resource, start_time);
-        if let Err(status) = client.export(request).await {
+        if let Err(failure) = client.export_metrics(request).await {
             metrics
                 .export_failures
                 .with_label_values(&["metrics"])
                 .inc();
-            tracing::debug!(error = %status, "metrics push failed");
+            tracing::debug!(error = %failure.message, "metrics push failed");
         }
         if stopping {
             break;

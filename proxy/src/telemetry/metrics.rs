@@ -2,8 +2,8 @@
 //! istio-model.md section 8) and the proxy's own `weft_proxy_*` health.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Istio's label names for HTTP metrics, in Istio's emission order.
@@ -195,12 +195,16 @@ pub struct Metrics {
     request_duration: HistogramVec,
     request_bytes: HistogramVec,
     response_bytes: HistogramVec,
-    pub spans_dropped: IntCounter,
+    pub spans_dropped: IntCounterVec,
     pub spans_exported: IntCounter,
     pub export_failures: IntCounterVec,
     pub span_queue_depth: IntGauge,
     pub active_connections: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// 1 for the config version in force.
+    pub config_info: IntGaugeVec,
+    /// Configured share (percent) of each weighted route destination.
+    pub route_weight: GaugeVec,
 }
 
 impl Metrics {
@@ -222,9 +226,12 @@ impl Metrics {
         )?;
         let request_bytes = histogram("istio_request_bytes", "Request size in bytes")?;
         let response_bytes = histogram("istio_response_bytes", "Response size in bytes")?;
-        let spans_dropped = IntCounter::new(
-            "weft_proxy_spans_dropped_total",
-            "Spans dropped because the export queue was full",
+        let spans_dropped = IntCounterVec::new(
+            Opts::new(
+                "weft_proxy_spans_dropped_total",
+                "Spans dropped: queue_full (collector slow or away) or export_failed (refused)",
+            ),
+            &["reason"],
         )?;
         let spans_exported = IntCounter::new(
             "weft_proxy_spans_exported_total",
@@ -249,6 +256,28 @@ impl Metrics {
             Opts::new("weft_proxy_config_reloads_total", "Config loads, by result"),
             &["result"],
         )?;
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "weft_proxy_config_info",
+                "The mesh config version in force (value 1)",
+            ),
+            &["version"],
+        )?;
+        let route_weight = GaugeVec::new(
+            Opts::new(
+                "weft_route_weight",
+                "Configured share in percent of a weighted route destination",
+            ),
+            &[
+                "virtual_service",
+                "route",
+                "destination_service",
+                "subset",
+                "destination_version",
+            ],
+        )?;
+        registry.register(Box::new(config_info.clone()))?;
+        registry.register(Box::new(route_weight.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(request_bytes.clone()))?;
@@ -271,6 +300,8 @@ impl Metrics {
             span_queue_depth,
             active_connections,
             config_reloads,
+            config_info,
+            route_weight,
         })
     }
 

@@ -4,6 +4,7 @@
 pub mod exchange;
 pub mod export;
 pub mod metrics;
+pub mod routes;
 
 pub use exchange::{Exchange, SpanDraft};
 pub use export::{ExportConfig, Exporter, SpanSink};

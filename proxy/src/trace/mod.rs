@@ -43,7 +43,10 @@ impl Sampler {
                 },
                 w3c_flags: parent.w3c_flags,
                 tracestate: parent.tracestate,
-                b3_single: parent.format == Format::B3Single,
+                // Mirror the single header whenever the caller sent one, even
+                // when another format carried the context: the next hop (or
+                // the app) may read only `b3`.
+                b3_single: headers.contains_key(&context::B3_SINGLE),
             },
             None => SpanContext {
                 trace_id: TraceId::random(),
