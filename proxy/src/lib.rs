@@ -103,6 +103,25 @@ pub(crate) struct Shared {
     pub client: http::forward::HttpClient,
     pub app: SocketAddr,
     pub app_authority: String,
+    /// This proxy's own listeners: passthrough to one of them is a loop.
+    pub own_addrs: [SocketAddr; 3],
+}
+
+impl Shared {
+    /// Whether `host:port` is one of this proxy's own listeners.
+    pub(crate) fn is_own_address(&self, host: &str, port: u16) -> bool {
+        let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        else {
+            return host == "localhost" && self.own_addrs.iter().any(|a| a.port() == port);
+        };
+        self.own_addrs.iter().any(|own| {
+            own.port() == port
+                && (own.ip() == ip || (own.ip().is_unspecified() && ip.is_loopback()))
+        })
+    }
 }
 
 /// A running proxy.
@@ -179,6 +198,7 @@ impl Config {
             client: http::forward::client(),
             app: self.app,
             app_authority: self.app.to_string(),
+            own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 
         let (stop, stop_rx) = watch::channel(false);

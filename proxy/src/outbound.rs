@@ -171,6 +171,25 @@ pub(crate) async fn handle(
             ));
             (endpoint.authority(), span(&target.host, attributes))
         }
+        RouteDecision::Passthrough if shared.is_own_address(&target.host, target.port) => {
+            // Forwarding to ourselves would loop until sockets run out.
+            labels.destination_service = target.host.clone();
+            let mut exchange = Exchange::new(
+                shared.telemetry.clone(),
+                labels,
+                span(&target.host, Vec::new()),
+                request_bytes,
+            );
+            exchange.set_response(502, "-");
+            exchange.set_error("request loop");
+            return respond(
+                synthetic(
+                    StatusCode::BAD_GATEWAY,
+                    "request loop: the target is this proxy\n",
+                ),
+                exchange,
+            );
+        }
         RouteDecision::Passthrough => {
             labels.destination_service = target.host.clone();
             labels.destination_service_name = "PassthroughCluster".into();

@@ -3,6 +3,7 @@
 
 mod browser;
 mod check;
+mod demo_cli;
 mod mesh;
 mod propagation;
 mod robustness;

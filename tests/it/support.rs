@@ -45,6 +45,11 @@ impl Mesh {
     /// The demo mesh with every port ephemeral, 100% sampling, fast metric
     /// pushes, and the load generator at `load_rate` (0 = off).
     pub async fn start(load_rate: f64) -> Mesh {
+        Self::start_sampled(load_rate, 1.0).await
+    }
+
+    /// The demo mesh with new traces sampled at `sampling_rate`.
+    pub async fn start_sampled(load_rate: f64, sampling_rate: f64) -> Mesh {
         let data = tempfile::tempdir().expect("temp dir");
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let demo = weft::demo::Config {
@@ -53,7 +58,7 @@ impl Mesh {
             otlp_http: any,
             data_dir: data.path().to_path_buf(),
             load_rate,
-            sampling_rate: 1.0,
+            sampling_rate,
             metrics_interval: Duration::from_millis(500),
             telemetry: weft_proxy::TelemetryOptions::default(),
         }
