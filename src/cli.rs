@@ -256,6 +256,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         collector: args.collector,
         sampling_rate: args.sampling,
         metrics_interval: Duration::from_secs(args.metrics_interval.max(1)),
+        tls: None,
     }
     .build()
     .await

@@ -399,3 +399,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[cfg(test)]
+mod validity_tests {
+    use super::*;
+
+    #[test]
+    fn short_lifetimes_are_encoded() {
+        let ca = Ca::generate("cluster.local").unwrap();
+        let id = SpiffeId::parse("spiffe://cluster.local/ns/default/sa/web").unwrap();
+        let (cert, _) = ca.issue(Some(&id), &[], Duration::from_secs(1)).unwrap();
+        let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert.as_bytes())
+            .map(|d: rustls_pki_types::CertificateDer<'static>| d)
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let validity = parsed.validity();
+        let span = validity.not_after.timestamp() - validity.not_before.timestamp();
+        assert!(span <= 3, "{validity:?}");
+    }
+}

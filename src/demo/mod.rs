@@ -156,6 +156,7 @@ impl Config {
                 collector: Some(collector_url.clone()),
                 sampling_rate: self.sampling_rate,
                 metrics_interval: self.metrics_interval,
+                tls: None,
             }
             .build()
             .await

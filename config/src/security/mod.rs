@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::mesh::{Meta, ROOT_NAMESPACE};
 use crate::snapshot::ObjectRef;
 
-pub use authz::{AuthzRequest, HttpAttributes, JwtAuth, RuleMatch};
+pub use authz::{AuthzRequest, HttpAttributes, JwtAuth, RuleMatch, normalize_path};
 
 /// Annotation that puts an AuthorizationPolicy in shadow mode.
 pub const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
