@@ -5,6 +5,7 @@ mod browser;
 mod check;
 mod mesh;
 mod robustness;
+mod security_jwt;
 mod security_mtls;
 mod security_support;
 mod support;
