@@ -140,12 +140,22 @@ impl From<OtlpProtocolArg> for weft_proxy::telemetry::export::OtlpProtocol {
 
 #[derive(Debug, Args)]
 pub struct ControlArgs {
+    /// Istio YAML served to proxies (`GET /v1/config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1:15012")]
     pub listen: SocketAddr,
     #[arg(long, default_value = "cluster.local")]
     pub trust_domain: String,
+    /// CA folder (created with a new root on first start).
+    #[arg(long, default_value = "./weft-data/ca")]
+    pub ca_dir: PathBuf,
+    /// Bootstrap tokens: lines `TOKEN NAMESPACE SERVICEACCOUNT`.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Lifetime of workload certificates, seconds (default 24 h).
+    #[arg(long, default_value_t = 86400)]
+    pub cert_lifetime: u64,
 }
 
 fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
@@ -188,10 +198,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Demo(args) => demo(args).await,
             Command::Collector(args) => collector(args).await,
             Command::Proxy(args) => proxy(args).await,
-            Command::Control(_) => Err(anyhow::anyhow!(
-                "`weft control` (CA and config distribution) is not built yet; \
-                 run proxies with --config DIR"
-            )),
+            Command::Control(args) => control(args).await,
             Command::Check(_) => Ok(()),
         }
     });
@@ -276,6 +283,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         collector: args.collector,
         sampling_rate: args.sampling,
         metrics_interval: Duration::from_secs(args.metrics_interval.max(1)),
+        tls: None,
         telemetry: weft_proxy::TelemetryOptions {
             protocol: args.otlp_protocol.into(),
             ..Default::default()
@@ -286,6 +294,21 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     .context("starting the proxy")?;
     shutdown_signal().await;
     proxy.shutdown().await;
+    Ok(())
+}
+
+async fn control(args: ControlArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut config = weft_control::Config::new(args.listen);
+    config.trust_domain = args.trust_domain;
+    config.ca_dir = Some(args.ca_dir);
+    config.config_paths = args.config.into_iter().collect();
+    config.tokens_file = args.tokens;
+    config.workload_cert_lifetime = Duration::from_secs(args.cert_lifetime.max(1));
+    let control = config.build().await.context("starting the control plane")?;
+    println!("control: {}", control.url());
+    shutdown_signal().await;
+    control.shutdown().await;
     Ok(())
 }
 

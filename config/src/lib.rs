@@ -12,6 +12,7 @@
 pub mod duration;
 pub mod mesh;
 pub mod model;
+pub mod security;
 pub mod snapshot;
 
 mod analyze;

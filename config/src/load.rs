@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::finding::{Finding, Severity, sort_findings};
 use crate::hash::Fnv;
 use crate::mesh::{Kind, Mesh, Meta, Source};
-use crate::model::{self, NETWORKING_GROUP, NETWORKING_VERSIONS, Object};
+use crate::model::{self, NETWORKING_GROUP, NETWORKING_VERSIONS, Object, SECURITY_VERSIONS};
 use crate::path::FieldPath;
 use crate::validate::{self, Invalid, Problem, Problems};
 
@@ -338,7 +338,7 @@ impl Loader {
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let kind = match Kind::parse(&kind_name) {
-            Some(kind) if group == NETWORKING_GROUP => kind,
+            Some(kind) if group == kind.group() => kind,
             _ => {
                 if api_version == "v1" && kind_name == "Service" {
                     self.kubernetes_service(chunk, &subject);
@@ -348,9 +348,16 @@ impl Loader {
                 return self.push(path, start, Severity::Note, None, &subject, message);
             }
         };
-        if !NETWORKING_VERSIONS.contains(&version) {
+        let versions: &[&str] = if kind.group() == NETWORKING_GROUP {
+            &NETWORKING_VERSIONS
+        } else {
+            &SECURITY_VERSIONS
+        };
+        if !versions.contains(&version) {
             let message = format!(
-                "skipped: apiVersion {api_version} is not supported for {kind_name} (expected {NETWORKING_GROUP}/v1alpha3, v1beta1 or v1)"
+                "skipped: apiVersion {api_version} is not supported for {kind_name} (expected {}/{})",
+                kind.group(),
+                versions.join(", ")
             );
             return self.push(path, start, Severity::Warning, None, &subject, message);
         }
@@ -366,6 +373,15 @@ impl Loader {
             }
             Kind::WorkloadEntry => {
                 self.typed::<model::WorkloadEntrySpec>(path, chunk, kind, &subject)
+            }
+            Kind::PeerAuthentication => {
+                self.typed::<model::PeerAuthenticationSpec>(path, chunk, kind, &subject)
+            }
+            Kind::AuthorizationPolicy => {
+                self.typed::<model::AuthorizationPolicySpec>(path, chunk, kind, &subject)
+            }
+            Kind::RequestAuthentication => {
+                self.typed::<model::RequestAuthenticationSpec>(path, chunk, kind, &subject)
             }
         }
     }
@@ -457,6 +473,9 @@ impl Loader {
             Built::DestinationRule(dr) => self.mesh.destination_rules.push(*dr),
             Built::ServiceEntry(se) => self.mesh.service_entries.push(se),
             Built::WorkloadEntry(we) => self.mesh.workload_entries.push(we),
+            Built::PeerAuthentication(o) => self.mesh.peer_authentications.push(*o),
+            Built::AuthorizationPolicy(o) => self.mesh.authorization_policies.push(*o),
+            Built::RequestAuthentication(o) => self.mesh.request_authentications.push(*o),
         }
     }
 
@@ -476,6 +495,13 @@ impl Loader {
             }
             Kind::ServiceEntry => self.mesh.service_entries.retain(|o| !same(&o.meta)),
             Kind::WorkloadEntry => self.mesh.workload_entries.retain(|o| !same(&o.meta)),
+            Kind::PeerAuthentication => self.mesh.peer_authentications.retain(|o| !same(&o.meta)),
+            Kind::AuthorizationPolicy => {
+                self.mesh.authorization_policies.retain(|o| !same(&o.meta))
+            }
+            Kind::RequestAuthentication => {
+                self.mesh.request_authentications.retain(|o| !same(&o.meta))
+            }
         }
     }
 }
@@ -486,6 +512,9 @@ enum Built {
     DestinationRule(Box<crate::mesh::DestinationRule>),
     ServiceEntry(crate::mesh::ServiceEntry),
     WorkloadEntry(crate::mesh::WorkloadEntry),
+    PeerAuthentication(Box<crate::security::PeerAuthentication>),
+    AuthorizationPolicy(Box<crate::security::AuthorizationPolicy>),
+    RequestAuthentication(Box<crate::security::RequestAuthentication>),
 }
 
 impl Built {
@@ -495,6 +524,9 @@ impl Built {
             Built::DestinationRule(o) => &o.meta,
             Built::ServiceEntry(o) => &o.meta,
             Built::WorkloadEntry(o) => &o.meta,
+            Built::PeerAuthentication(o) => &o.meta,
+            Built::AuthorizationPolicy(o) => &o.meta,
+            Built::RequestAuthentication(o) => &o.meta,
         }
     }
 }
@@ -525,6 +557,30 @@ impl Validate for model::ServiceEntrySpec {
 impl Validate for model::WorkloadEntrySpec {
     fn validate(&self, meta: Meta, problems: &mut Problems) -> Built {
         Built::WorkloadEntry(validate::workload_entry(meta, self, problems))
+    }
+}
+
+impl Validate for model::PeerAuthenticationSpec {
+    fn validate(&self, meta: Meta, problems: &mut Problems) -> Built {
+        Built::PeerAuthentication(Box::new(validate::peer_authentication(
+            meta, self, problems,
+        )))
+    }
+}
+
+impl Validate for model::AuthorizationPolicySpec {
+    fn validate(&self, meta: Meta, problems: &mut Problems) -> Built {
+        Built::AuthorizationPolicy(Box::new(validate::authorization_policy(
+            meta, self, problems,
+        )))
+    }
+}
+
+impl Validate for model::RequestAuthenticationSpec {
+    fn validate(&self, meta: Meta, problems: &mut Problems) -> Built {
+        Built::RequestAuthentication(Box::new(validate::request_authentication(
+            meta, self, problems,
+        )))
     }
 }
 

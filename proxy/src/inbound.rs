@@ -4,7 +4,6 @@
 //! headers naming the SERVER span as parent, so the calls it makes continue
 //! the trace.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -20,21 +19,27 @@ use crate::peer::{self, PEER_HEADER};
 use crate::telemetry::exchange::request_head_bytes;
 use crate::telemetry::export::string_attribute;
 use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
+use crate::tls::ConnInfo;
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-    remote: SocketAddr,
+    conn: Arc<ConnInfo>,
 ) -> Response<ProxyBody> {
+    let remote = conn.remote;
     let (mut parts, body) = request.into_parts();
     let request_bytes = Arc::new(AtomicU64::new(request_head_bytes(&parts)));
     let body = boxed(Counting::new(body, request_bytes.clone()));
 
-    let source = parts
+    let mut source = parts
         .headers
         .remove(PEER_HEADER)
         .and_then(|value| peer::decode(&value))
         .unwrap_or_else(Peer::unknown);
+    // Principals come from the verified certificate, never from headers (issue 4).
+    if let Some(peer_id) = &conn.peer_id {
+        source.principal = peer_id.to_string();
+    }
     let context = shared.sampler.start_span(&parts.headers);
     let target = target(&parts.uri, &parts.headers);
     let destination_service = target
@@ -59,7 +64,7 @@ pub(crate) async fn handle(
         request_protocol: "http",
         response_code: 0,
         response_flags: "-",
-        connection_security_policy: "none",
+        connection_security_policy: if conn.tls { "mutual_tls" } else { "none" },
     };
     let path = parts.uri.path();
     let draft = context.sampling.is_sampled().then(|| SpanDraft {
@@ -79,6 +84,11 @@ pub(crate) async fn handle(
             string_attribute("weft.destination.workload", &shared.me.workload),
             string_attribute("weft.destination.namespace", &shared.me.namespace),
             string_attribute("weft.destination.version", &shared.me.version),
+            string_attribute("weft.source.principal", &labels_principal(&conn)),
+            string_attribute(
+                "weft.connection_security_policy",
+                if conn.tls { "mutual_tls" } else { "none" },
+            ),
         ],
         events: Vec::new(),
     });
@@ -91,6 +101,23 @@ pub(crate) async fn handle(
             exchange,
         );
     };
+
+    // RequestAuthentication and AuthorizationPolicy (issue 4).
+    if let Err(refusal) = crate::authz::check(
+        &shared,
+        &mut parts,
+        &conn,
+        target.authority.to_str().unwrap_or(""),
+    )
+    .await
+    {
+        exchange.set_response(refusal.status.as_u16(), "-");
+        exchange.add_attribute(string_attribute(
+            "weft.response_code_details",
+            &refusal.details,
+        ));
+        return respond(refusal.response(), exchange);
+    }
 
     strip_hop_by_hop(&mut parts.headers);
     context.inject(&mut parts.headers);
@@ -122,4 +149,8 @@ pub(crate) async fn handle(
             )
         }
     }
+}
+
+fn labels_principal(conn: &ConnInfo) -> String {
+    conn.peer_id.as_deref().unwrap_or("unknown").to_string()
 }

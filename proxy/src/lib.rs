@@ -7,12 +7,14 @@
 //! the background without ever holding up a request.
 
 pub mod admin;
+pub mod authz;
 pub mod http;
 pub mod inbound;
 pub mod listen;
 pub mod outbound;
 pub mod peer;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 use std::collections::BTreeMap;
@@ -54,6 +56,9 @@ pub struct Config {
     /// upstream keep their caller's decision.
     pub sampling_rate: f64,
     pub metrics_interval: Duration,
+    /// Mutual TLS: where the workload certificate comes from. `None`: plaintext only (a
+    /// STRICT PeerAuthentication then refuses every peer).
+    pub tls: Option<tls::MeshTlsConfig>,
     /// Export knobs with sensible defaults.
     pub telemetry: TelemetryOptions,
 }
@@ -88,6 +93,15 @@ pub enum Error {
     Collector(#[from] telemetry::export::ExportError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("workload identity: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// The workload's mTLS identity and upstream clients (issue 4).
+pub(crate) struct MeshTls {
+    pub identity: Arc<tls::IdentityState>,
+    pub clients: tls::MeshClients,
+    renewal: tls::WorkloadIdentity,
 }
 
 /// State shared by all requests of one proxy.
@@ -103,6 +117,10 @@ pub(crate) struct Shared {
     pub client: http::forward::HttpClient,
     pub app: SocketAddr,
     pub app_authority: String,
+    /// Mutual TLS (`None`: plaintext only).
+    pub mesh: Option<MeshTls>,
+    /// JWKS fetched for RequestAuthentication `jwksUri`.
+    pub jwks: authz::jwt::JwksCache,
     /// This proxy's own listeners: passthrough to one of them is a loop.
     pub own_addrs: [SocketAddr; 3],
 }
@@ -146,13 +164,38 @@ impl Config {
             labels: self.labels.clone(),
         };
         let snapshot = load_snapshot(&self.config_paths, &identity)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mesh = match &self.tls {
+            Some(config) => {
+                let spiffe_id = format!(
+                    "spiffe://{}/ns/{}/sa/{}",
+                    config.trust_domain, self.namespace, self.service_account
+                );
+                let renewal = tls::WorkloadIdentity::start(
+                    config.clone(),
+                    spiffe_id,
+                    Duration::from_secs(15),
+                    stop_rx.clone(),
+                )
+                .await?;
+                Some(MeshTls {
+                    identity: renewal.state.clone(),
+                    clients: tls::MeshClients::new(renewal.state.clone()),
+                    renewal,
+                })
+            }
+            None => None,
+        };
         let metrics = Metrics::new()?;
         metrics.config_reloads.with_label_values(&["success"]).inc();
         telemetry::routes::publish(&snapshot, &metrics);
 
-        let me = Peer::from_labels(&self.workload, &self.namespace, |k| {
+        let mut me = Peer::from_labels(&self.workload, &self.namespace, |k| {
             self.labels.get(k).map(String::as_str)
         });
+        if let Some(mesh) = &mesh {
+            me.principal = mesh.identity.spiffe_id.clone();
+        }
         let (spans, exporter) = match &self.collector {
             Some(endpoint) => {
                 let export = ExportConfig {
@@ -198,18 +241,20 @@ impl Config {
             client: http::forward::client(),
             app: self.app,
             app_authority: self.app.to_string(),
+            mesh,
+            jwks: authz::jwt::JwksCache::default(),
             own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 
-        let (stop, stop_rx) = watch::channel(false);
         let servers = vec![
-            tokio::spawn(listen::serve(
+            // Inbound: PeerAuthentication, mTLS and authorization (issue 4).
+            tokio::spawn(tls::inbound::serve(
                 inbound,
+                shared.clone(),
                 {
                     let shared = shared.clone();
-                    move |request, remote| inbound::handle(shared.clone(), request, remote)
+                    move |request, conn| inbound::handle(shared.clone(), request, conn)
                 },
-                metrics.clone(),
                 stop_rx.clone(),
             )),
             tokio::spawn(listen::serve(
@@ -289,6 +334,11 @@ impl Proxy {
         self.admin_addr
     }
 
+    /// The workload's SPIFFE identity state (`None` without mTLS).
+    pub fn identity(&self) -> Option<Arc<tls::IdentityState>> {
+        self.shared.mesh.as_ref().map(|mesh| mesh.identity.clone())
+    }
+
     /// The version of the config snapshot in force.
     pub fn config_version(&self) -> String {
         self.shared.snapshot.load().version().to_string()
@@ -298,6 +348,9 @@ impl Proxy {
     /// and pushes metrics a last time.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some(mesh) = &self.shared.mesh {
+            mesh.renewal.stop();
+        }
         for server in self.servers {
             let _ = server.await;
         }

@@ -120,6 +120,7 @@ pub(crate) async fn handle(
         scheme: parts.uri.scheme_str().unwrap_or("http"),
         headers: &parts.headers,
     };
+    let mut upstream_tls = crate::tls::Upstream::Plaintext;
     let (authority, draft) = match snapshot.route(&info, rand::random()) {
         RouteDecision::Route { route, cluster } => {
             labels.destination_service = cluster.service_host.clone();
@@ -150,6 +151,16 @@ pub(crate) async fn handle(
                     exchange,
                 );
             };
+            // mTLS per DestinationRule tls.mode or auto mTLS (issue 4).
+            upstream_tls = crate::tls::Upstream::decide(
+                &snapshot,
+                cluster,
+                endpoint,
+                shared
+                    .mesh
+                    .as_ref()
+                    .map(|m| m.identity.trust_domain.as_str()),
+            );
             labels.destination = Peer::from_labels(&endpoint.workload, &endpoint.namespace, |k| {
                 endpoint.labels.get(k).map(String::as_str)
             });
@@ -244,9 +255,12 @@ pub(crate) async fn handle(
         exchange.set_error("invalid upstream address");
         return respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange);
     }
-    match shared.client.request(upstream_request).await {
+    match crate::tls::upstream::send(&shared, &upstream_tls, upstream_request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
+            if let Some(peer) = parts.extensions.get::<crate::tls::upstream::UpstreamPeer>() {
+                exchange.labels.destination.principal = peer.0.to_string();
+            }
             strip_hop_by_hop(&mut parts.headers);
             exchange.set_response(parts.status.as_u16(), "-");
             exchange.set_response_head(&parts.headers);

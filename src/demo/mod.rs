@@ -158,6 +158,7 @@ impl Config {
                 collector: Some(collector_url.clone()),
                 sampling_rate: self.sampling_rate,
                 metrics_interval: self.metrics_interval,
+                tls: None,
                 telemetry: self.telemetry,
             }
             .build()

@@ -30,6 +30,7 @@ async fn proxy_refuses_bad_yaml_naming_the_file() {
         collector: None,
         sampling_rate: 1.0,
         metrics_interval: Duration::from_secs(10),
+        tls: None,
         telemetry: weft_proxy::TelemetryOptions::default(),
     }
     .build()

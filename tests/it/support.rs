@@ -354,6 +354,7 @@ impl TwoHops {
                 sampling_rate,
                 metrics_interval: Duration::from_millis(500),
                 telemetry,
+                tls: None,
             };
         let b = proxy("upstream", upstream, weft_proxy::Listen::Bound(b_inbound))
             .build()

@@ -32,6 +32,12 @@ pub enum Kind {
     ServiceEntry,
     /// `WorkloadEntry`.
     WorkloadEntry,
+    /// `PeerAuthentication` (`security.istio.io`).
+    PeerAuthentication,
+    /// `AuthorizationPolicy` (`security.istio.io`).
+    AuthorizationPolicy,
+    /// `RequestAuthentication` (`security.istio.io`).
+    RequestAuthentication,
 }
 
 impl Kind {
@@ -42,6 +48,9 @@ impl Kind {
             Kind::DestinationRule => "DestinationRule",
             Kind::ServiceEntry => "ServiceEntry",
             Kind::WorkloadEntry => "WorkloadEntry",
+            Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
         }
     }
 
@@ -52,7 +61,22 @@ impl Kind {
             "DestinationRule" => Some(Kind::DestinationRule),
             "ServiceEntry" => Some(Kind::ServiceEntry),
             "WorkloadEntry" => Some(Kind::WorkloadEntry),
+            "PeerAuthentication" => Some(Kind::PeerAuthentication),
+            "AuthorizationPolicy" => Some(Kind::AuthorizationPolicy),
+            "RequestAuthentication" => Some(Kind::RequestAuthentication),
             _ => None,
+        }
+    }
+}
+
+impl Kind {
+    /// The API group of the kind.
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
+                crate::model::SECURITY_GROUP
+            }
+            _ => crate::model::NETWORKING_GROUP,
         }
     }
 }
@@ -210,6 +234,10 @@ pub struct Mesh {
     pub(crate) kubernetes_services: Vec<(String, Vec<u16>)>,
     /// DestinationRules replaced by a later definition of the same name (analyzers only).
     pub(crate) replaced_destination_rules: Vec<DestinationRule>,
+    // security.istio.io (issue 4), in precedence order.
+    pub(crate) peer_authentications: Vec<crate::security::PeerAuthentication>,
+    pub(crate) authorization_policies: Vec<crate::security::AuthorizationPolicy>,
+    pub(crate) request_authentications: Vec<crate::security::RequestAuthentication>,
 }
 
 impl Mesh {
@@ -247,6 +275,21 @@ impl Mesh {
         &self.workload_entries
     }
 
+    /// PeerAuthentications, oldest first.
+    pub fn peer_authentications(&self) -> &[crate::security::PeerAuthentication] {
+        &self.peer_authentications
+    }
+
+    /// AuthorizationPolicies, oldest first.
+    pub fn authorization_policies(&self) -> &[crate::security::AuthorizationPolicy] {
+        &self.authorization_policies
+    }
+
+    /// RequestAuthentications, oldest first.
+    pub fn request_authentications(&self) -> &[crate::security::RequestAuthentication] {
+        &self.request_authentications
+    }
+
     /// A stable hash of the accepted documents (hex); equal inputs give equal versions.
     pub fn version(&self) -> &str {
         &self.version
@@ -260,6 +303,12 @@ impl Mesh {
         self.service_entries
             .sort_by(|a, b| a.meta.precedence_key().cmp(&b.meta.precedence_key()));
         self.workload_entries
+            .sort_by(|a, b| a.meta.precedence_key().cmp(&b.meta.precedence_key()));
+        self.peer_authentications
+            .sort_by(|a, b| a.meta.precedence_key().cmp(&b.meta.precedence_key()));
+        self.authorization_policies
+            .sort_by(|a, b| a.meta.precedence_key().cmp(&b.meta.precedence_key()));
+        self.request_authentications
             .sort_by(|a, b| a.meta.precedence_key().cmp(&b.meta.precedence_key()));
     }
 }

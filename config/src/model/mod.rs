@@ -7,6 +7,7 @@
 
 mod common;
 mod destination_rule;
+mod security;
 mod service_entry;
 mod virtual_service;
 mod workload_entry;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use common::*;
 pub use destination_rule::*;
+pub use security::*;
 pub use service_entry::*;
 pub use virtual_service::*;
 pub use workload_entry::*;

@@ -33,6 +33,7 @@ pub(crate) fn compile(mesh: &Mesh, proxy: &ProxyIdentity) -> Snapshot {
         virtual_hosts,
         domains,
         clusters: compiler.cluster_order,
+        security: crate::security::SecurityPolicy::compile(mesh, &proxy.namespace, &proxy.labels),
     }
 }
 

@@ -161,9 +161,16 @@ pub struct Snapshot {
     virtual_hosts: Vec<VirtualHost>,
     domains: host::DomainTable,
     clusters: Vec<Arc<Cluster>>,
+    /// PeerAuthentication, AuthorizationPolicy and RequestAuthentication for this workload.
+    security: crate::security::SecurityPolicy,
 }
 
 impl Snapshot {
+    /// The security policy of this workload (mTLS mode, authorization, JWT).
+    pub fn security(&self) -> &crate::security::SecurityPolicy {
+        &self.security
+    }
+
     /// Compiles `mesh` for the proxy `identity`.
     pub fn compile(mesh: &Mesh, identity: &ProxyIdentity) -> Snapshot {
         compile::compile(mesh, identity)
@@ -271,6 +278,7 @@ impl Snapshot {
             },
             "virtualHosts": self.virtual_hosts.iter().map(dump_vhost).collect::<Vec<_>>(),
             "clusters": self.clusters().map(dump_cluster).collect::<Vec<_>>(),
+            "security": self.security.dump(),
         })
     }
 }

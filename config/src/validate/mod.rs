@@ -7,6 +7,7 @@ mod destination_rule;
 mod http_policy;
 mod l4;
 pub(crate) mod names;
+mod security;
 mod service_entry;
 mod virtual_service;
 
@@ -15,6 +16,7 @@ use std::fmt;
 use regex::Regex;
 
 pub(crate) use destination_rule::destination_rule;
+pub(crate) use security::{authorization_policy, peer_authentication, request_authentication};
 pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use virtual_service::virtual_service;
 

@@ -201,6 +201,8 @@ pub struct Metrics {
     pub span_queue_depth: IntGauge,
     pub active_connections: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// Inbound connections refused by PeerAuthentication or the mTLS handshake (issue 4).
+    pub inbound_refused: IntCounterVec,
     /// 1 for the config version in force.
     pub config_info: IntGaugeVec,
     /// Configured share (percent) of each weighted route destination.
@@ -288,6 +290,14 @@ impl Metrics {
         registry.register(Box::new(span_queue_depth.clone()))?;
         registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let inbound_refused = IntCounterVec::new(
+            Opts::new(
+                "weft_proxy_inbound_connections_refused_total",
+                "Inbound connections refused (PeerAuthentication, mTLS handshake), by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(inbound_refused.clone()))?;
         Ok(Self {
             registry,
             requests_total,
@@ -300,6 +310,7 @@ impl Metrics {
             span_queue_depth,
             active_connections,
             config_reloads,
+            inbound_refused,
             config_info,
             route_weight,
         })

@@ -1,0 +1,250 @@
+//! Upstream TLS (istio-model.md §2.7): the DestinationRule `tls.mode` of the cluster, or auto
+//! mTLS when it has none (ISTIO_MUTUAL to endpoints labelled `security.istio.io/tlsMode:
+//! istio` inside the mesh, unless the server's PeerAuthentication is DISABLE; plaintext
+//! otherwise), and the pooled mTLS clients, one per expected server identity.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use weft_config::model::{Location, TlsMode};
+use weft_config::security::MtlsMode;
+use weft_config::{Cluster, Endpoint, Snapshot};
+
+use super::identity::IdentityState;
+use crate::http::body::ProxyBody;
+
+/// Endpoint label that marks a workload with a sidecar (auto mTLS).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
+/// How to reach one upstream endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// Plain HTTP.
+    Plaintext,
+    /// Mutual TLS with the workload certificate, expecting this SPIFFE ID (`None`: any of the
+    /// trust domain).
+    Mesh(Option<String>),
+    /// A TLS mode weft does not originate yet (SIMPLE, MUTUAL): the request fails (503)
+    /// rather than leaving in plaintext.
+    Unsupported(&'static str),
+}
+
+impl Upstream {
+    /// Decides for an endpoint of `cluster`. `trust_domain` is `None` when the proxy has no
+    /// workload identity (then ISTIO_MUTUAL cannot be honoured and auto mTLS is plaintext).
+    pub fn decide(
+        snapshot: &Snapshot,
+        cluster: &Cluster,
+        endpoint: &Endpoint,
+        trust_domain: Option<&str>,
+    ) -> Upstream {
+        let expected = || {
+            let td = trust_domain?;
+            let sa = endpoint.service_account.as_deref()?;
+            Some(format!("spiffe://{td}/ns/{}/sa/{sa}", endpoint.namespace))
+        };
+        let mode = cluster
+            .traffic_policy
+            .as_ref()
+            .and_then(|policy| policy.tls.as_ref())
+            .map(|tls| tls.mode.unwrap_or(TlsMode::Disable));
+        match mode {
+            Some(TlsMode::Disable) => Upstream::Plaintext,
+            Some(TlsMode::IstioMutual) => match trust_domain {
+                Some(_) => Upstream::Mesh(expected()),
+                None => Upstream::Unsupported("ISTIO_MUTUAL without a workload certificate"),
+            },
+            Some(TlsMode::Simple) => Upstream::Unsupported("DestinationRule tls.mode SIMPLE"),
+            Some(TlsMode::Mutual) => Upstream::Unsupported("DestinationRule tls.mode MUTUAL"),
+            None => {
+                let sidecar = endpoint
+                    .labels
+                    .get(TLS_MODE_LABEL)
+                    .is_some_and(|v| v == "istio");
+                let in_mesh = cluster.location != Location::MeshExternal;
+                if trust_domain.is_none() || !sidecar || !in_mesh {
+                    return Upstream::Plaintext;
+                }
+                let server = snapshot.security().server_mode(
+                    &endpoint.namespace,
+                    &endpoint.labels,
+                    endpoint.port,
+                );
+                if server == MtlsMode::Disable {
+                    Upstream::Plaintext
+                } else {
+                    Upstream::Mesh(expected())
+                }
+            }
+        }
+    }
+}
+
+/// The peer identity of an upstream mTLS connection, set on every response's extensions.
+#[derive(Debug, Clone)]
+pub struct UpstreamPeer(pub Arc<str>);
+
+/// A TLS stream to an upstream sidecar.
+pub struct MeshIo {
+    inner: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    h2: bool,
+    peer: Option<Arc<str>>,
+}
+
+impl Connection for MeshIo {
+    fn connected(&self) -> Connected {
+        let mut connected = Connected::new();
+        if let Some(peer) = &self.peer {
+            connected = connected.extra(UpstreamPeer(peer.clone()));
+        }
+        if self.h2 {
+            connected = connected.negotiated_h2();
+        }
+        connected
+    }
+}
+
+impl hyper::rt::Read for MeshIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for MeshIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Connects TCP then mutual TLS; the verifier checks the expected identity.
+#[derive(Clone)]
+pub struct MeshConnector {
+    tls: tokio_rustls::TlsConnector,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<MeshIo, io::Error>> + Send>>;
+
+impl tower::Service<Uri> for MeshConnector {
+    type Response = MeshIo;
+    type Error = io::Error;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::other("upstream URI without host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(80);
+            let connect = async {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                let _ = tcp.set_nodelay(true);
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                tls.connect(name, tcp).await
+            };
+            let stream = tokio::time::timeout(Duration::from_secs(10), connect)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))??;
+            let (_, session) = stream.get_ref();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let peer = session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|cert| super::spiffe_ids(cert).into_iter().next())
+                .map(Arc::from);
+            Ok(MeshIo {
+                inner: TokioIo::new(stream),
+                h2,
+                peer,
+            })
+        })
+    }
+}
+
+/// A pooled mTLS client.
+pub type MeshClient = Client<MeshConnector, ProxyBody>;
+
+/// Pooled mTLS clients, one per expected server identity.
+pub struct MeshClients {
+    identity: Arc<IdentityState>,
+    clients: Mutex<HashMap<Option<String>, MeshClient>>,
+}
+
+impl MeshClients {
+    /// Clients presenting `identity`'s certificate.
+    pub fn new(identity: Arc<IdentityState>) -> MeshClients {
+        MeshClients {
+            identity,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for servers with this identity (created on first use).
+    pub fn client(&self, expected: &Option<String>) -> Result<MeshClient, super::TlsError> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(expected) {
+            return Ok(client.clone());
+        }
+        let config = self.identity.client_config(expected.clone())?;
+        let connector = MeshConnector {
+            tls: tokio_rustls::TlsConnector::from(config),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        clients.insert(expected.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Sends a request the way `upstream` says (the outbound handler's hook).
+pub(crate) async fn send(
+    shared: &crate::Shared,
+    upstream: &Upstream,
+    request: http::Request<ProxyBody>,
+) -> Result<http::Response<hyper::body::Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+    match upstream {
+        Upstream::Plaintext => Ok(shared.client.request(request).await?),
+        Upstream::Mesh(expected) => {
+            let mesh = shared
+                .mesh
+                .as_ref()
+                .ok_or("mutual TLS needs a workload certificate")?;
+            Ok(mesh.clients.client(expected)?.request(request).await?)
+        }
+        Upstream::Unsupported(what) => Err(format!("{what} is not supported yet").into()),
+    }
+}
