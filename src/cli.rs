@@ -74,9 +74,40 @@ pub struct CollectorArgs {
     pub otlp_grpc: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub otlp_http: SocketAddr,
-    /// Zipkin v2 API address.
+    /// Zipkin v2 API address (ingest and query; both also on --http).
+    #[arg(long, default_value = "127.0.0.1:9411")]
+    pub zipkin: SocketAddr,
+    /// No separate Zipkin listener.
     #[arg(long)]
-    pub zipkin: Option<SocketAddr>,
+    pub no_zipkin: bool,
+    /// Delete spans older than this (e.g. 7d, 12h, 30m).
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    pub retention: Duration,
+    /// Keep at most this many spans, deleting the oldest.
+    #[arg(long)]
+    pub max_spans: Option<u64>,
+    /// Forward every received span to this OTLP/gRPC endpoint (repeatable).
+    #[arg(long)]
+    pub export_otlp: Vec<String>,
+    /// Forward every received span to this Zipkin v2 URL, e.g.
+    /// http://zipkin:9411/api/v2/spans (repeatable).
+    #[arg(long)]
+    pub export_zipkin: Vec<String>,
+    /// Export requests written at once; more get 429/503 + Retry-After.
+    #[arg(long, default_value_t = 32)]
+    pub max_in_flight_writes: usize,
+}
+
+/// `7d`, `12h`, `30m`, `45s`, or anything `weft-config` reads as a duration.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Some(days) = text.strip_suffix('d') {
+        return days
+            .parse::<u64>()
+            .map(|d| Duration::from_secs(d * 86_400))
+            .map_err(|e| format!("`{text}`: {e}"));
+    }
+    weft_config::duration::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))
 }
 
 #[derive(Debug, Args)]
@@ -244,18 +275,33 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
-    if let Some(zipkin) = args.zipkin {
-        tracing::warn!(%zipkin, "the Zipkin receiver is not built yet; --zipkin is ignored");
-    }
+    let export = args
+        .export_otlp
+        .into_iter()
+        .map(weft_collector::ExportTarget::Otlp)
+        .chain(
+            args.export_zipkin
+                .into_iter()
+                .map(weft_collector::ExportTarget::Zipkin),
+        )
+        .collect();
     let collector = weft_collector::Config {
         db: args.db,
         http: args.http,
         otlp_grpc: args.otlp_grpc,
         otlp_http: args.otlp_http,
+        zipkin: (!args.no_zipkin).then_some(args.zipkin),
+        retention: args.retention,
+        max_spans: args.max_spans,
+        export,
+        max_in_flight_writes: args.max_in_flight_writes,
     }
     .build()
     .await
     .context("starting the collector")?;
+    if let Some(zipkin) = collector.zipkin_addr() {
+        eprintln!("zipkin: http://{zipkin}/api/v2/spans");
+    }
     println!("dashboard: http://{}/", collector.http_addr());
     shutdown_signal().await;
     collector.shutdown().await;

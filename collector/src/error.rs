@@ -9,6 +9,8 @@ use crate::store::StoreError;
 pub enum Error {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     #[error("cannot bind the {listener} listener on {addr}: {source}")]
     Bind {
         listener: &'static str,

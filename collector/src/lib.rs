@@ -1,5 +1,5 @@
 //! weft-collector: receives OTLP spans and metrics from the proxies (gRPC and
-//! HTTP), stores them (SQLite or PostgreSQL, see [`store`]), and serves the
+//! HTTP) and Zipkin v2 spans from any Zipkin client, stores them (SQLite or PostgreSQL, see [`store`]), and serves the
 //! query APIs (native `/api/weft/*` for the dashboard, Jaeger v1 `/api/*` for
 //! Grafana) and the dashboard on one HTTP listener.
 //!
@@ -13,6 +13,8 @@
 //!     http: "127.0.0.1:16686".parse().unwrap(),
 //!     otlp_grpc: "127.0.0.1:4317".parse().unwrap(),
 //!     otlp_http: "127.0.0.1:4318".parse().unwrap(),
+//!     zipkin: Some("127.0.0.1:9411".parse().unwrap()),
+//!     ..Default::default()
 //! }
 //! .build()
 //! .await?;
@@ -21,10 +23,16 @@
 //! ```
 
 mod api;
+mod body;
 mod error;
+pub mod export;
 mod graph;
+mod ingest;
 mod otlp;
+mod prom;
+pub mod retention;
 pub mod store;
+pub mod zipkin;
 
 use std::future::Future;
 use std::io;
@@ -37,6 +45,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use error::Error;
+pub use export::{ExportStats, ExportTarget};
 use store::Store;
 
 /// How long [`Collector::shutdown`] waits for in-flight requests before it
@@ -55,6 +64,42 @@ pub struct Config {
     pub otlp_grpc: SocketAddr,
     /// OTLP/HTTP receiver (`/v1/traces`, `/v1/metrics`).
     pub otlp_http: SocketAddr,
+    /// Zipkin v2 listener (ingest `POST /api/v2/spans` and the Zipkin query
+    /// API; both are also on `http`). `None`: no separate listener.
+    pub zipkin: Option<SocketAddr>,
+    /// Spans older than this are deleted in the background (default 7 days).
+    pub retention: Duration,
+    /// Keep at most this many spans, deleting the oldest (default: no cap).
+    pub max_spans: Option<u64>,
+    /// Forward every received span to these backends.
+    pub export: Vec<ExportTarget>,
+    /// Export requests (OTLP and Zipkin, all listeners) handled at once; more
+    /// are refused with 429/503 + `Retry-After` or gRPC `UNAVAILABLE`.
+    pub max_in_flight_writes: usize,
+}
+
+/// Default [`Config::retention`].
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default [`Config::max_in_flight_writes`].
+pub const DEFAULT_MAX_IN_FLIGHT_WRITES: usize = 32;
+
+impl Default for Config {
+    /// `sqlite://./weft-data/weft.db`, the standard ports on 127.0.0.1
+    /// (16686, 4317, 4318), no Zipkin listener, 7 days of retention.
+    fn default() -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            db: "sqlite://./weft-data/weft.db".to_owned(),
+            http: local(16686),
+            otlp_grpc: local(4317),
+            otlp_http: local(4318),
+            zipkin: None,
+            retention: DEFAULT_RETENTION,
+            max_spans: None,
+            export: Vec::new(),
+            max_in_flight_writes: DEFAULT_MAX_IN_FLIGHT_WRITES,
+        }
+    }
 }
 
 /// A running collector: listeners bound, servers running.
@@ -62,9 +107,14 @@ pub struct Collector {
     http_addr: SocketAddr,
     otlp_grpc_addr: SocketAddr,
     otlp_http_addr: SocketAddr,
+    zipkin_addr: Option<SocketAddr>,
     store: Arc<dyn Store>,
+    retention: retention::Policy,
+    exporters: export::Exporters,
     shutdown: watch::Sender<bool>,
     servers: JoinSet<(&'static str, io::Result<()>)>,
+    /// Retention and export workers.
+    background: JoinSet<()>,
 }
 
 // === impl Config ===
@@ -81,24 +131,60 @@ impl Config {
                 bind("http", self.http).await?,
                 bind("otlp-grpc", self.otlp_grpc).await?,
                 bind("otlp-http", self.otlp_http).await?,
+                match self.zipkin {
+                    Some(addr) => Some(bind("zipkin", addr).await?),
+                    None => None,
+                },
             ))
         };
-        let ((http, http_addr), (otlp_grpc, otlp_grpc_addr), (otlp_http, otlp_http_addr)) =
-            match listeners.await {
-                Ok(listeners) => listeners,
-                Err(error) => {
-                    store.close().await;
-                    return Err(error);
-                }
-            };
+        let (
+            (http, http_addr),
+            (otlp_grpc, otlp_grpc_addr),
+            (otlp_http, otlp_http_addr),
+            zipkin_listener,
+        ) = match listeners.await {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                store.close().await;
+                return Err(error);
+            }
+        };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut background = JoinSet::new();
+        let exporters =
+            match export::Exporters::start(&self.export, &mut background, shutdown_rx.clone()) {
+                Ok(exporters) => exporters,
+                Err(error) => {
+                    store.close().await;
+                    return Err(error.into());
+                }
+            };
+        let retention = retention::Policy {
+            max_age: self.retention,
+            max_spans: self.max_spans,
+        };
+        background.spawn(retention::run(
+            store.clone(),
+            retention,
+            shutdown_rx.clone(),
+        ));
+        let ingest =
+            ingest::Ingest::new(store.clone(), self.max_in_flight_writes, exporters.clone());
         let mut servers = JoinSet::new();
-        let routers = [
-            ("http", http, api::router(store.clone())),
-            ("otlp-grpc", otlp_grpc, otlp::grpc::router(store.clone())),
-            ("otlp-http", otlp_http, otlp::http::router(store.clone())),
+        let zipkin_addr = zipkin_listener.as_ref().map(|(_, addr)| *addr);
+        let mut routers = vec![
+            (
+                "http",
+                http,
+                api::router(store.clone()).merge(zipkin::router(ingest.clone())),
+            ),
+            ("otlp-grpc", otlp_grpc, otlp::grpc::router(ingest.clone())),
+            ("otlp-http", otlp_http, otlp::http::router(ingest.clone())),
         ];
+        if let Some((listener, _)) = zipkin_listener {
+            routers.push(("zipkin", listener, zipkin::router(ingest)));
+        }
         for (name, listener, router) in routers {
             let mut shutdown_rx = shutdown_rx.clone();
             servers.spawn(async move {
@@ -111,14 +197,18 @@ impl Config {
                 (name, result)
             });
         }
-        tracing::info!(%http_addr, %otlp_grpc_addr, %otlp_http_addr, "collector listening");
+        tracing::info!(%http_addr, %otlp_grpc_addr, %otlp_http_addr, ?zipkin_addr, "collector listening");
         Ok(Collector {
             http_addr,
             otlp_grpc_addr,
             otlp_http_addr,
+            zipkin_addr,
             store,
+            retention,
+            exporters,
             shutdown,
             servers,
+            background,
         })
     }
 }
@@ -155,6 +245,22 @@ impl Collector {
         self.otlp_http_addr
     }
 
+    /// The Zipkin listener's address, when [`Config::zipkin`] is set.
+    pub fn zipkin_addr(&self) -> Option<SocketAddr> {
+        self.zipkin_addr
+    }
+
+    /// Runs one retention pass now (the background task runs one every
+    /// [`retention::INTERVAL`]).
+    pub async fn enforce_retention(&self) -> Result<retention::Report, store::StoreError> {
+        retention::enforce(self.store.as_ref(), self.retention).await
+    }
+
+    /// Counters of each export target, in [`Config::export`] order.
+    pub fn export_stats(&self) -> Vec<ExportStats> {
+        self.exporters.stats()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (at most
     /// [`DRAIN_TIMEOUT`]), then closes the store.
     pub async fn shutdown(mut self) {
@@ -169,6 +275,8 @@ impl Collector {
             tracing::warn!("collector: in-flight requests did not finish in time; dropping them");
             self.servers.shutdown().await;
         }
+        // Retention and export workers watch the same signal.
+        while self.background.join_next().await.is_some() {}
         self.store.close().await;
         tracing::info!("collector stopped");
     }

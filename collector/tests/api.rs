@@ -257,6 +257,7 @@ async fn bad_database_urls() {
             http: any,
             otlp_grpc: any,
             otlp_http: any,
+            ..Default::default()
         }
         .build()
         .await;

@@ -121,19 +121,19 @@ async fn graph_from_cumulative_counters() {
     assert_eq!(
         graph["edges"],
         json!([
-            {"source": "default/web", "target": "default/stock-api-v1", "requests": 24, "errors": 6, "rps": 0.4, "error_rate": 0.25},
-            {"source": "default/web", "target": "httpbin.org", "requests": 9, "errors": 0, "rps": 0.15, "error_rate": 0.0},
-            {"source": "unknown", "target": "default/web", "requests": 15, "errors": 0, "rps": 0.25, "error_rate": 0.0},
+            {"source": "default/web", "target": "default/stock-api-v1", "requests": 24, "errors": 6, "rps": 0.4, "error_rate": 0.25, "p50_ms": null, "p95_ms": null, "p99_ms": null, "mtls": false},
+            {"source": "default/web", "target": "httpbin.org", "requests": 9, "errors": 0, "rps": 0.15, "error_rate": 0.0, "p50_ms": null, "p95_ms": null, "p99_ms": null, "mtls": false},
+            {"source": "unknown", "target": "default/web", "requests": 15, "errors": 0, "rps": 0.25, "error_rate": 0.0, "p50_ms": null, "p95_ms": null, "p99_ms": null, "mtls": false},
         ]),
         "{graph:#}"
     );
     assert_eq!(
         graph["nodes"],
         json!([
-            {"id": "default/stock-api-v1", "workload": "stock-api-v1", "namespace": "default", "app": "stock-api", "version": "v1", "requests": 24, "errors": 6},
-            {"id": "default/web", "workload": "web", "namespace": "default", "app": "web", "version": "v1", "requests": 15, "errors": 0},
-            {"id": "httpbin.org", "workload": "httpbin.org", "namespace": "unknown", "app": "unknown", "version": "unknown", "requests": 9, "errors": 0},
-            {"id": "unknown", "workload": "unknown", "namespace": "unknown", "app": "unknown", "version": "unknown", "requests": 0, "errors": 0},
+            {"id": "default/stock-api-v1", "workload": "stock-api-v1", "namespace": "default", "app": "stock-api", "version": "v1", "requests": 24, "errors": 6, "rps": 0.4, "error_rate": 0.25, "p50_ms": null, "p95_ms": null, "p99_ms": null},
+            {"id": "default/web", "workload": "web", "namespace": "default", "app": "web", "version": "v1", "requests": 15, "errors": 0, "rps": 0.25, "error_rate": 0.0, "p50_ms": null, "p95_ms": null, "p99_ms": null},
+            {"id": "httpbin.org", "workload": "httpbin.org", "namespace": "unknown", "app": "unknown", "version": "unknown", "requests": 9, "errors": 0, "rps": 0.15, "error_rate": 0.0, "p50_ms": null, "p95_ms": null, "p99_ms": null},
+            {"id": "unknown", "workload": "unknown", "namespace": "unknown", "app": "unknown", "version": "unknown", "requests": 0, "errors": 0, "rps": 0.0, "error_rate": 0.0, "p50_ms": null, "p95_ms": null, "p99_ms": null},
         ]),
         "{graph:#}"
     );

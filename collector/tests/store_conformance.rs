@@ -113,6 +113,7 @@ fn trace_query(start: i64, end: i64) -> TraceQuery {
         min_duration_nano: None,
         max_duration_nano: None,
         limit: 20,
+        offset: 0,
     }
 }
 
@@ -148,6 +149,7 @@ async fn conformance(store: &dyn Store) {
     trace_search(store).await;
     metric_windows(store).await;
     concurrent_writes(store).await;
+    span_catalog_and_retention(store).await;
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -276,6 +278,13 @@ async fn trace_search(store: &dyn Store) {
     };
     let found = store.find_traces(&page).await.unwrap();
     assert_eq!((found.trace_ids, found.total), (vec![trace_id(2)], 2));
+    let second_page = TraceQuery {
+        limit: 1,
+        offset: 1,
+        ..all.clone()
+    };
+    let found = store.find_traces(&second_page).await.unwrap();
+    assert_eq!((found.trace_ids, found.total), (vec![trace_id(1)], 2));
 
     let check = |query: TraceQuery, expected: Vec<TraceId>| async move {
         let found = store.find_traces(&query).await.unwrap();
@@ -455,6 +464,76 @@ async fn concurrent_writes(store: &dyn Store) {
     }
     let ids: Vec<TraceId> = (0..8).map(|task| trace_id(100 + task)).collect();
     assert_eq!(store.get_traces(&ids).await.unwrap().len(), 200);
+}
+
+/// Operations with kinds, remote services, dependencies, and the batched
+/// retention deletes, on spans a year older than everything else (so they
+/// are the oldest and the suite's other data stays).
+async fn span_catalog_and_retention(store: &dyn Store) {
+    let old = T0 - 365 * 24 * 3600 * SECOND;
+    let mut client = span(200, 1, None, "old-web", "GET /", old, 10);
+    client.kind = SpanKind::Client;
+    client
+        .attributes
+        .insert("peer.service".to_owned(), json!("old-db"));
+    let mut server = span(200, 2, Some(1), "old-db", "query", old + 1, 5);
+    server.status_code = StatusCode::Error;
+    let mut internal = span(200, 3, Some(2), "old-web", "render", old + 2, 1);
+    internal.kind = SpanKind::Internal;
+    let mut local = span(200, 4, Some(2), "old-cache", "get", old + 3, 1);
+    local.kind = SpanKind::Internal;
+    store
+        .write_spans(&[client, server, internal, local])
+        .await
+        .unwrap();
+    let kinds = store.operation_kinds("old-web", None).await.unwrap();
+    let kinds: Vec<_> = kinds.iter().map(|op| (op.name.as_str(), op.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![("GET /", SpanKind::Client), ("render", SpanKind::Internal)]
+    );
+    let clients = store
+        .operation_kinds("old-web", Some(SpanKind::Client))
+        .await
+        .unwrap();
+    assert_eq!(clients.len(), 1);
+    assert_eq!(
+        store.remote_services("old-web").await.unwrap(),
+        vec!["old-db"]
+    );
+    assert_eq!(
+        store.remote_services("nope").await.unwrap(),
+        Vec::<String>::new()
+    );
+    let links = store.dependencies(old - 1, old + 10).await.unwrap();
+    assert_eq!(
+        links,
+        vec![store::DependencyLink {
+            parent: "old-web".to_owned(),
+            child: "old-db".to_owned(),
+            call_count: 1,
+            error_count: 1,
+        }],
+        "INTERNAL children do not make links"
+    );
+    assert_eq!(store.dependencies(old + 5, old + 10).await.unwrap(), vec![]);
+
+    let before = store.span_count().await.unwrap();
+    assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    let cutoff = old + 100;
+    assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 0);
+    assert_eq!(store.span_count().await.unwrap(), before - 4);
+    store.prune_span_catalog().await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
+    );
+    assert_eq!(
+        store.remote_services("old-web").await.unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]

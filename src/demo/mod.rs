@@ -108,6 +108,7 @@ impl Config {
             http: self.http,
             otlp_grpc: self.otlp_grpc,
             otlp_http: self.otlp_http,
+            ..Default::default()
         }
         .build()
         .await

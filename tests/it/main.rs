@@ -4,6 +4,7 @@
 mod browser;
 mod check;
 mod demo_cli;
+mod exactness;
 mod mesh;
 mod propagation;
 mod robustness;

@@ -257,6 +257,7 @@ pub async fn collector(dir: &std::path::Path) -> weft_collector::Collector {
         http: any,
         otlp_grpc: any,
         otlp_http: any,
+        ..Default::default()
     }
     .build()
     .await
@@ -419,6 +420,7 @@ impl TwoHops {
             http,
             otlp_grpc,
             otlp_http,
+            ..Default::default()
         }
         .build()
         .await
@@ -432,4 +434,43 @@ impl TwoHops {
         self.b.shutdown().await;
         self.collector.shutdown().await;
     }
+}
+/// An instant PromQL query against the collector's Prometheus API; returns
+/// the vector as (labels, value) pairs.
+pub async fn promql(
+    mesh: &Mesh,
+    query: &str,
+) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    let response = client()
+        .get(mesh.collector_url("/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if body["status"] != "success" {
+        return Err(body.to_string());
+    }
+    let result = body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(result
+        .iter()
+        .map(|sample| {
+            let labels = sample["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = sample["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            (labels, value)
+        })
+        .collect())
 }

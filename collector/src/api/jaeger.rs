@@ -25,8 +25,138 @@ pub fn routes() -> Router<Arc<dyn Store>> {
     Router::new()
         .route("/api/services", get(services))
         .route("/api/services/{service}/operations", get(operations))
+        .route("/api/operations", get(operation_kinds))
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/dependencies", get(dependencies))
+        .layer(axum::middleware::from_fn(pretty_print))
+        .merge(super::jaeger_v3::routes())
+}
+
+/// `?prettyPrint=true` indents the JSON answer, as Jaeger does.
+async fn pretty_print(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let pretty = request.uri().query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            matches!(
+                pair.split_once('='),
+                Some(("prettyPrint", "true" | "1" | "True" | "TRUE" | "t"))
+            )
+        })
+    });
+    let response = next.run(request).await;
+    if !pretty {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let body = match serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| serde_json::to_vec_pretty(&value).ok())
+    {
+        Some(indented) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            indented.into()
+        }
+        None => bytes,
+    };
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A search bound in µs since the epoch, or in ms as Grafana sends
+/// `start`/`end` on trace-by-id: values below 10^14 (in µs: March 1973;
+/// in ms: the year 5138) are taken as milliseconds. Returns nanoseconds.
+pub fn micros_or_millis(key: &str, value: i64) -> Result<i64, ApiError> {
+    const MILLIS_BELOW: i64 = 100_000_000_000_000;
+    if value.abs() < MILLIS_BELOW {
+        scale(key, value, 1_000_000)
+    } else {
+        scale(key, value, 1000)
+    }
+}
+
+/// Jaeger's span kind names (`""` for unspecified).
+pub fn jaeger_kind(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Unspecified => "",
+        SpanKind::Internal => "internal",
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+    }
+}
+
+/// Parses Jaeger's `spanKind` parameter (empty = any kind).
+pub fn parse_kind(text: Option<&str>) -> Result<Option<SpanKind>, ApiError> {
+    Ok(match text.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => None,
+        Some("unspecified") => Some(SpanKind::Unspecified),
+        Some("internal") => Some(SpanKind::Internal),
+        Some("server") => Some(SpanKind::Server),
+        Some("client") => Some(SpanKind::Client),
+        Some("producer") => Some(SpanKind::Producer),
+        Some("consumer") => Some(SpanKind::Consumer),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported SpanKind '{other}', expected one of: unspecified, internal, \
+                 server, client, producer, consumer"
+            )));
+        }
+    })
+}
+
+/// `GET /api/operations?service=&spanKind=` → `[{"name","spanKind"}]`.
+async fn operation_kinds(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, JaegerError> {
+    let params = Params::new(params);
+    let service = params
+        .get("service")
+        .ok_or_else(|| ApiError::BadRequest("parameter 'service' is required".to_owned()))?;
+    let kind = parse_kind(params.get("spanKind"))?;
+    let operations = store.operation_kinds(service, kind).await?;
+    Ok(envelope(
+        operations
+            .into_iter()
+            .map(|operation| json!({ "name": operation.name, "spanKind": jaeger_kind(operation.kind) }))
+            .collect(),
+    ))
+}
+
+const DEFAULT_DEPENDENCIES_LOOKBACK_MS: i64 = 24 * 3600 * 1000;
+
+/// `GET /api/dependencies?endTs=(ms)&lookback=(ms)` →
+/// `[{"parent","child","callCount"}]`.
+async fn dependencies(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, JaegerError> {
+    let params = Params::new(params);
+    let end_ms = params
+        .int("endTs")?
+        .unwrap_or_else(|| now_unix_nano() / 1_000_000);
+    let lookback_ms = params
+        .int("lookback")?
+        .unwrap_or(DEFAULT_DEPENDENCIES_LOOKBACK_MS);
+    if lookback_ms < 0 {
+        return Err(ApiError::BadRequest("lookback must not be negative".to_owned()).into());
+    }
+    let end = scale("endTs", end_ms, 1_000_000)?;
+    let start = scale("lookback", end_ms.saturating_sub(lookback_ms), 1_000_000)?;
+    let service = params.get("service");
+    let links = store.dependencies(start, end).await?;
+    Ok(envelope(
+        links
+            .into_iter()
+            .filter(|link| service.is_none_or(|s| link.parent == s || link.child == s))
+            .map(|link| {
+                json!({ "parent": link.parent, "child": link.child, "callCount": link.call_count })
+            })
+            .collect(),
+    ))
 }
 
 /// An [`ApiError`] in Jaeger's envelope: `{"data":null,...,"errors":[{code,msg}]}`.
@@ -51,7 +181,13 @@ impl IntoResponse for JaegerError {
             "data": null, "total": 0, "limit": 0, "offset": 0,
             "errors": [{ "code": status.as_u16(), "msg": self.0.public_message() }],
         });
-        (status, Json(body)).into_response()
+        // Jaeger writes its error envelope with Go's http.Error: text/plain.
+        (
+            status,
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{body}\n"),
+        )
+            .into_response()
     }
 }
 
@@ -117,11 +253,11 @@ async fn search(
 
 fn search_query(params: &Params) -> Result<TraceQuery, ApiError> {
     let end_unix_nano = match params.int("end")? {
-        Some(end_us) => scale("end", end_us, 1000)?,
+        Some(end) => micros_or_millis("end", end)?,
         None => now_unix_nano(),
     };
     let start_unix_nano = match params.int("start")? {
-        Some(start_us) => scale("start", start_us, 1000)?,
+        Some(start) => micros_or_millis("start", start)?,
         None => end_unix_nano.saturating_sub(DEFAULT_LOOKBACK_NANOS),
     };
     let limit = params.int("limit")?.unwrap_or(DEFAULT_LIMIT);
@@ -179,6 +315,7 @@ fn search_query(params: &Params) -> Result<TraceQuery, ApiError> {
         min_duration_nano,
         max_duration_nano,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        offset: 0,
     })
 }
 
@@ -218,7 +355,7 @@ pub fn parse_go_duration(text: &str) -> Option<i64> {
 }
 
 /// Jaeger's id spelling: 16 hex digits when the high half is zero.
-fn jaeger_trace_id(id: TraceId) -> String {
+pub fn jaeger_trace_id(id: TraceId) -> String {
     let hex = id.to_hex();
     if id.0[..8] == [0; 8] {
         hex[16..].to_owned()

@@ -3,6 +3,7 @@
 //! health, and the dashboard itself as the fallback.
 
 mod jaeger;
+mod jaeger_v3;
 mod native;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/ready", get(health))
         .merge(native::routes())
         .merge(jaeger::routes())
+        .merge(crate::prom::routes())
         .with_state(store)
         // The dashboard (`/`, `/assets/*`) answers everything else.
         .fallback_service(weft_dashboard::router())

@@ -1,5 +1,12 @@
 //! The native API the dashboard reads (`/api/weft/*`). The JSON shapes are a
-//! contract with `dashboard/`: change both together.
+//! contract with `dashboard/`: change both together (fields are only ever
+//! added).
+//!
+//! Conventions: times are Unix milliseconds (`*_ms`), windows and steps
+//! seconds; `error_rate` is a fraction in `0..=1` (5xx answers and requests
+//! without an answer, over requests); `*_percent` is 0–100; latencies are
+//! milliseconds, interpolated from the duration histograms like
+//! Prometheus' `histogram_quantile`, `null` when there is no data.
 
 use std::sync::Arc;
 
@@ -10,8 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ApiError, Params, now_unix_nano, scale};
+use crate::graph::latency::DURATION_METRIC;
+use crate::graph::red::{self, Red, Route, Steps, Traffic, Verdict};
 use crate::graph::{self, Graph};
-use crate::store::{Span, StatusCode, Store, TraceId, TraceQuery};
+use crate::store::{Span, StatusCode, Store, TimeRange, TraceId, TraceQuery};
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 1000;
@@ -19,6 +28,10 @@ const DEFAULT_LOOKBACK_SECONDS: i64 = 3600;
 const DEFAULT_GRAPH_WINDOW_SECONDS: i64 = 300;
 /// The longest graph window (a week): bounds the points read.
 const MAX_GRAPH_WINDOW_SECONDS: i64 = 7 * 24 * 3600;
+/// The most steps a RED or split time series may have.
+const MAX_STEPS: i64 = 1000;
+/// How far back `/api/weft/services` looks for apps in the metrics.
+const APPS_LOOKBACK_SECONDS: i64 = 3600;
 
 pub fn routes() -> Router<Arc<dyn Store>> {
     Router::new()
@@ -26,16 +39,72 @@ pub fn routes() -> Router<Arc<dyn Store>> {
         .route("/api/weft/traces", get(traces))
         .route("/api/weft/traces/{id}", get(trace))
         .route("/api/weft/graph", get(service_graph))
+        .route("/api/weft/red", get(red_series))
+        .route("/api/weft/split", get(split))
 }
 
+/// `GET /api/weft/services`: `services` are the names that sent spans;
+/// `apps` the destinations seen in `istio_requests_total` (destination
+/// reporter) during the last hour, with their versions, workloads and
+/// services (absent when there are none).
 #[derive(Serialize)]
 struct Services {
+    services: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    apps: Vec<App>,
+}
+
+#[derive(Default, Serialize)]
+struct App {
+    app: String,
+    namespace: String,
+    versions: Vec<String>,
+    workloads: Vec<String>,
+    /// Fully qualified service names (`destination_service`).
     services: Vec<String>,
 }
 
 async fn services(State(store): State<Arc<dyn Store>>) -> Result<Json<Services>, ApiError> {
+    let end = now_unix_nano();
+    let series = store
+        .find_series(
+            graph::REQUESTS_METRIC,
+            &[("reporter".to_owned(), "destination".to_owned())],
+            Some(TimeRange {
+                start_unix_nano: end - APPS_LOOKBACK_SECONDS * 1_000_000_000,
+                end_unix_nano: end,
+            }),
+        )
+        .await?;
+    let mut apps: std::collections::BTreeMap<(String, String), App> = Default::default();
+    for one in &series {
+        let get = |key: &str| graph::label(&one.labels, key).to_owned();
+        let app = apps
+            .entry((
+                get("destination_workload_namespace"),
+                get("destination_app"),
+            ))
+            .or_default();
+        for (list, value) in [
+            (&mut app.versions, get("destination_version")),
+            (&mut app.workloads, get("destination_workload")),
+            (&mut app.services, get("destination_service")),
+        ] {
+            if let Err(index) = list.binary_search(&value) {
+                list.insert(index, value);
+            }
+        }
+    }
     Ok(Json(Services {
         services: store.services().await?,
+        apps: apps
+            .into_iter()
+            .map(|((namespace, name), app)| App {
+                app: name,
+                namespace,
+                ..app
+            })
+            .collect(),
     }))
 }
 
@@ -59,7 +128,7 @@ pub struct TraceSummary {
     pub services: Vec<String>,
 }
 
-/// `?service=&operation=&limit=20&start_us=&end_us=` or `&lookback=SECONDS`
+/// `?service=&operation=&limit=20&offset=0&start_us=&end_us=` or `&lookback=SECONDS`
 /// (default: the last hour).
 async fn traces(
     State(store): State<Arc<dyn Store>>,
@@ -97,6 +166,7 @@ async fn traces(
         min_duration_nano: None,
         max_duration_nano: None,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        offset: usize::try_from(params.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
     };
     let found = store.find_traces(&query).await?;
     let spans = store.get_traces(&found.trace_ids).await?;
@@ -236,19 +306,16 @@ async fn trace(
     }))
 }
 
-/// `?window=SECONDS` (default 300, ending now) or `?start_ms=&end_ms=`.
-async fn service_graph(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Json<Graph>, ApiError> {
-    let params = Params::new(params);
+/// The window of a request: `?window=SECONDS` (default 300, ending now, or
+/// ending at `end_ms`) or `?start_ms=&end_ms=`.
+fn window_ms(params: &Params) -> Result<(i64, i64), ApiError> {
     let (start_ms, end_ms) = match (params.int("start_ms")?, params.int("end_ms")?) {
         (Some(start_ms), Some(end_ms)) => (start_ms, end_ms),
-        (None, None) => {
+        (None, end_ms) => {
             let window = params
                 .int("window")?
                 .unwrap_or(DEFAULT_GRAPH_WINDOW_SECONDS);
-            let end_ms = now_unix_nano() / 1_000_000;
+            let end_ms = end_ms.unwrap_or_else(|| now_unix_nano() / 1_000_000);
             (
                 end_ms.saturating_sub(scale("window", window, 1000)?),
                 end_ms,
@@ -265,12 +332,297 @@ async fn service_graph(
             "the window must be positive and at most {MAX_GRAPH_WINDOW_SECONDS} seconds"
         )));
     }
+    Ok((start_ms, end_ms))
+}
+
+/// The steps of a window: `?step=SECONDS`, by default a twentieth of the
+/// window (at least 5 s); the last step ends at the window's end.
+fn steps(params: &Params, start_ms: i64, end_ms: i64) -> Result<Steps, ApiError> {
+    let window_s = (end_ms - start_ms + 999) / 1000;
+    let step_s = params.int("step")?.unwrap_or((window_s / 20).max(5));
+    if step_s <= 0 || window_s / step_s > MAX_STEPS {
+        return Err(ApiError::BadRequest(format!(
+            "step must be positive and give at most {MAX_STEPS} steps"
+        )));
+    }
+    let count = (window_s + step_s - 1) / step_s;
+    let step_nano = step_s * 1_000_000_000;
+    Ok(Steps {
+        start_unix_nano: scale("end_ms", end_ms, 1_000_000)? - count * step_nano,
+        step_nano,
+        count: usize::try_from(count).unwrap_or(0),
+    })
+}
+
+/// `GET /api/weft/graph?window=SECONDS` (default 300, ending now) or
+/// `?start_ms=&end_ms=`: nodes and edges with requests, errors, `rps`,
+/// `error_rate` (fraction), `p50_ms`/`p95_ms`/`p99_ms` and, per edge,
+/// `mtls`.
+async fn service_graph(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Graph>, ApiError> {
+    let params = Params::new(params);
+    let (start_ms, end_ms) = window_ms(&params)?;
+    let (start, end) = (
+        scale("start_ms", start_ms, 1_000_000)?,
+        scale("end_ms", end_ms, 1_000_000)?,
+    );
     let series = store
-        .series_window(
-            graph::REQUESTS_METRIC,
-            scale("start_ms", start_ms, 1_000_000)?,
-            scale("end_ms", end_ms, 1_000_000)?,
-        )
+        .series_window(graph::REQUESTS_METRIC, start, end)
         .await?;
-    Ok(Json(graph::build(&series, start_ms, end_ms)))
+    let durations = store.points_window(DURATION_METRIC, start, end).await?;
+    Ok(Json(graph::build(&series, &durations, start_ms, end_ms)))
+}
+
+/// `GET /api/weft/red?service=APP` (or `&workload=NAME`, optional
+/// `&namespace=NS`, `&version=V`) `&window=SECONDS&step=SECONDS` (or
+/// `start_ms`/`end_ms`): RED of the inbound traffic (destination reporter)
+/// of an app (`destination_app`, or a service name as in `/split`) or of a
+/// workload.
+///
+/// ```json
+/// {"service": "stock-api", "workload": null, "start_ms": 0, "end_ms": 300000,
+///  "step_s": 15,
+///  "summary": {"requests": 900, "errors": 9, "rps": 3.0, "error_rate": 0.01,
+///              "p50_ms": 12.5, "p95_ms": 40.1, "p99_ms": 88.0},
+///  "points": [{"t_ms": 15000, "requests": 45, "errors": 0, "rps": 3.0,
+///              "error_rate": 0.0, "p50_ms": 12.1, "p95_ms": 38.0, "p99_ms": 80.2}]}
+/// ```
+/// Each point covers the step ending at `t_ms`; `error_rate` and the
+/// quantiles are `null` in a step without requests.
+#[derive(Serialize)]
+struct RedSeries {
+    service: Option<String>,
+    workload: Option<String>,
+    start_ms: i64,
+    end_ms: i64,
+    step_s: i64,
+    summary: Red,
+    points: Vec<RedPoint>,
+}
+
+#[derive(Serialize)]
+struct RedPoint {
+    t_ms: i64,
+    #[serde(flatten)]
+    red: Red,
+}
+
+async fn red_series(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<RedSeries>, ApiError> {
+    let params = Params::new(params);
+    let service = params.get("service").map(str::to_owned);
+    let workload = params.get("workload").map(str::to_owned);
+    if service.is_none() == workload.is_none() {
+        return Err(ApiError::BadRequest(
+            "give either service or workload".to_owned(),
+        ));
+    }
+    let namespace = params.get("namespace");
+    let version = params.get("version");
+    let (start_ms, end_ms) = window_ms(&params)?;
+    let steps = steps(&params, start_ms, end_ms)?;
+    let (start, end) = (steps.start_unix_nano, scale("end_ms", end_ms, 1_000_000)?);
+    let selected = |labels: &crate::store::Labels| {
+        let get = |key: &str| graph::label(labels, key);
+        get("reporter") == "destination"
+            && match (&service, &workload) {
+                (Some(service), _) => {
+                    get("destination_app") == service || red::is_service(labels, service)
+                }
+                (None, Some(workload)) => get("destination_workload") == workload,
+                (None, None) => false,
+            }
+            && namespace.is_none_or(|ns| get("destination_workload_namespace") == ns)
+            && version.is_none_or(|v| get("destination_version") == v)
+    };
+    let series = store
+        .series_window(graph::REQUESTS_METRIC, start, end)
+        .await?;
+    let durations = store.points_window(DURATION_METRIC, start, end).await?;
+    let requests: Vec<_> = series.iter().filter(|s| selected(&s.labels)).collect();
+    let durations: Vec<_> = durations.iter().filter(|s| selected(&s.labels)).collect();
+    let (total, per_step) = red::traffic(&requests, &durations, steps);
+    let step_s = steps.step_nano / 1_000_000_000;
+    Ok(Json(RedSeries {
+        service,
+        workload,
+        start_ms: start / 1_000_000,
+        end_ms,
+        step_s,
+        summary: total.red((end - start) as f64 / 1e9),
+        points: per_step
+            .iter()
+            .enumerate()
+            .map(|(index, traffic)| RedPoint {
+                t_ms: steps.end_ms(index),
+                red: traffic.red(step_s as f64),
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /api/weft/split?service=FQDN|SHORT&window=SECONDS[&step=SECONDS]`
+/// (or `start_ms`/`end_ms`): how a service's traffic splits across its
+/// versions, configured against observed.
+///
+/// ```json
+/// {"service": "stock-api", "start_ms": 0, "end_ms": 300000, "step_s": 30,
+///  "routes": [{"virtual_service": "default/stock-api", "route": "",
+///              "destinations": [{"version": "v1", "subset": "v1", "weight_percent": 90.0},
+///                               {"version": "v2", "subset": "v2", "weight_percent": 10.0}]}],
+///  "versions": [{"version": "v1", "configured_percent": 90.0, "observed_percent": 89.7,
+///                "requests": 897, "errors": 2, "rps": 2.99, "error_rate": 0.0022,
+///                "p50_ms": 11.0, "p95_ms": 23.0, "p99_ms": 48.0}, ...],
+///  "timeline": [{"t_ms": 30000, "requests": 90, "shares": {"v1": 88.9, "v2": 11.1}}],
+///  "verdict": {"status": "ok", "canary": "v2", "stable": "v1", "min_requests": 50,
+///              "errors": {"rule": "...", "canary_error_rate": 0.01, "stable_error_rate": 0.002,
+///                         "z": 1.1, "p_value": 0.13, "alpha": 0.05, "significant": false},
+///              "latency": {"rule": "...", "canary_p99_ms": 60.0, "stable_p99_ms": 48.0,
+///                          "threshold_ms": 57.6, "canary_p99_bucket": [50.0, 100.0],
+///                          "stable_p99_bucket": [25.0, 50.0], "worse": false},
+///              "summary": ["..."]}}
+/// ```
+///
+/// - `routes`: the latest `weft_route_weight` gauges (pushed by every proxy
+///   for each weighted route destination) of the service in the window, per
+///   VirtualService route.
+/// - `configured_percent`: the version's weight in the only route, or the
+///   mean of its weights over several routes; `null` when no route names it.
+/// - `observed_percent`: the version's share of the service's requests
+///   (destination-reported `istio_requests_total`, by
+///   `destination_version`); `null` without requests. `timeline` holds the
+///   same shares per step (steps without requests have empty `shares`).
+/// - `verdict`: the canary (lowest configured weight, else fewest requests)
+///   against the stable version (highest weight, else most requests); each
+///   test states its rule in `rule`.
+#[derive(Serialize)]
+struct Split {
+    service: String,
+    start_ms: i64,
+    end_ms: i64,
+    step_s: i64,
+    routes: Vec<Route>,
+    versions: Vec<VersionSplit>,
+    timeline: Vec<SharePoint>,
+    verdict: Verdict,
+}
+
+#[derive(Serialize)]
+struct VersionSplit {
+    version: String,
+    configured_percent: Option<f64>,
+    observed_percent: Option<f64>,
+    #[serde(flatten)]
+    red: Red,
+}
+
+#[derive(Serialize)]
+struct SharePoint {
+    t_ms: i64,
+    requests: u64,
+    shares: std::collections::BTreeMap<String, f64>,
+}
+
+async fn split(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Split>, ApiError> {
+    let params = Params::new(params);
+    let service = params
+        .get("service")
+        .ok_or_else(|| ApiError::BadRequest("service is required".to_owned()))?
+        .to_owned();
+    let (start_ms, end_ms) = window_ms(&params)?;
+    let steps = steps(&params, start_ms, end_ms)?;
+    let (start, end) = (steps.start_unix_nano, scale("end_ms", end_ms, 1_000_000)?);
+    let selected = |labels: &crate::store::Labels| {
+        graph::label(labels, "reporter") == "destination" && red::is_service(labels, &service)
+    };
+    let weights = store
+        .series_window(red::ROUTE_WEIGHT_METRIC, start, end)
+        .await?;
+    let series = store
+        .series_window(graph::REQUESTS_METRIC, start, end)
+        .await?;
+    let durations = store.points_window(DURATION_METRIC, start, end).await?;
+
+    let routes = red::routes(&weights, &service);
+    let configured = red::overall_weights(&routes);
+    // version → (requests series, duration series)
+    let mut by_version: std::collections::BTreeMap<String, (Vec<_>, Vec<_>)> = configured
+        .keys()
+        .map(|v| (v.clone(), Default::default()))
+        .collect();
+    for one in series.iter().filter(|s| selected(&s.labels)) {
+        by_version
+            .entry(red::destination_version(&one.labels))
+            .or_default()
+            .0
+            .push(one);
+    }
+    for one in durations.iter().filter(|s| selected(&s.labels)) {
+        by_version
+            .entry(red::destination_version(&one.labels))
+            .or_default()
+            .1
+            .push(one);
+    }
+    let seconds = (end - start) as f64 / 1e9;
+    let step_s = steps.step_nano / 1_000_000_000;
+    let mut traffic: std::collections::BTreeMap<String, (Traffic, Option<f64>)> =
+        Default::default();
+    let mut timeline: Vec<SharePoint> = (0..steps.count)
+        .map(|index| SharePoint {
+            t_ms: steps.end_ms(index),
+            requests: 0,
+            shares: Default::default(),
+        })
+        .collect();
+    let mut step_requests: Vec<std::collections::BTreeMap<String, f64>> =
+        vec![Default::default(); steps.count];
+    for (version, (requests, durations)) in &by_version {
+        let (total, per_step) = red::traffic(requests, durations, steps);
+        for (index, step) in per_step.iter().enumerate() {
+            if step.requests > 0.0
+                && let Some(slot) = step_requests.get_mut(index)
+            {
+                slot.insert(version.clone(), step.requests);
+            }
+        }
+        traffic.insert(version.clone(), (total, configured.get(version).copied()));
+    }
+    for (point, requests) in timeline.iter_mut().zip(&step_requests) {
+        let total: f64 = requests.values().sum();
+        point.requests = total.round().max(0.0) as u64;
+        if total > 0.0 {
+            point.shares = requests
+                .iter()
+                .map(|(version, count)| (version.clone(), count / total * 100.0))
+                .collect();
+        }
+    }
+    let all_requests: f64 = traffic.values().map(|(t, _)| t.requests).sum();
+    let versions = traffic
+        .iter()
+        .map(|(version, (total, weight))| VersionSplit {
+            version: version.clone(),
+            configured_percent: *weight,
+            observed_percent: (all_requests > 0.0).then(|| total.requests / all_requests * 100.0),
+            red: total.red(seconds),
+        })
+        .collect();
+    Ok(Json(Split {
+        service,
+        start_ms: start / 1_000_000,
+        end_ms,
+        step_s,
+        routes,
+        versions,
+        timeline,
+        verdict: red::verdict(&traffic),
+    }))
 }

@@ -92,6 +92,7 @@ fn source_reports_only_fill_gaps() {
             edge("source", "db", 4.0, "0"),
             edge("source", "db", 6.0, "404"),
         ],
+        &[],
         0,
         2000,
     );

@@ -20,6 +20,36 @@ use crate::store::{
 /// Service name used when a resource has no `service.name` (OTel's default).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
+/// The longest stored string value (attribute values, event names, status
+/// messages), in bytes. Longer values are truncated at a character boundary,
+/// not refused: OTLP clients cannot fix a batch we reject, and one large
+/// attribute (a stack trace, a request body) should not lose the trace.
+pub const MAX_VALUE_BYTES: usize = 32 * 1024;
+
+/// The longest stored service or span name, in bytes (they are index keys).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// `text` cut to at most [`MAX_VALUE_BYTES`] bytes, at a character boundary.
+pub fn cap_string(text: String) -> String {
+    truncate(text, MAX_VALUE_BYTES)
+}
+
+/// `text` cut to at most [`MAX_NAME_BYTES`] bytes, at a character boundary.
+pub fn cap_name(text: String) -> String {
+    truncate(text, MAX_NAME_BYTES)
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// Data that parsed but breaks the OTLP rules.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -30,9 +60,11 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
     let mut spans = Vec::new();
     for (resource_index, resource_spans) in request.resource_spans.iter().enumerate() {
         let resource = resource_attributes(resource_spans.resource.as_ref());
-        let service_name = string_attribute(&resource, "service.name")
-            .unwrap_or(UNKNOWN_SERVICE)
-            .to_owned();
+        let service_name = cap_name(
+            string_attribute(&resource, "service.name")
+                .unwrap_or(UNKNOWN_SERVICE)
+                .to_owned(),
+        );
         let service_version = string_attribute(&resource, "service.version").map(str::to_owned);
         for (scope_index, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
             let scope = scope_spans
@@ -86,7 +118,7 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     Some(status) => (
                         StatusCode::from_i32(status.code)
                             .ok_or_else(|| at(format!("unknown status code {}", status.code)))?,
-                        status.message.clone(),
+                        cap_string(status.message.clone()),
                     ),
                 };
                 let mut events = Vec::with_capacity(span.events.len());
@@ -94,7 +126,7 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     events.push(Event {
                         // An event without a time is kept at the span start.
                         time_unix_nano: timestamp(event.time_unix_nano).unwrap_or(start),
-                        name: event.name.clone(),
+                        name: cap_string(event.name.clone()),
                         attributes: attributes(&event.attributes),
                     });
                 }
@@ -121,7 +153,7 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     parent_span_id,
                     service_name: service_name.clone(),
                     service_version: service_version.clone(),
-                    operation: span.name.clone(),
+                    operation: cap_name(span.name.clone()),
                     kind,
                     start_unix_nano: start,
                     duration_nano: end - start,
@@ -335,7 +367,7 @@ fn any_value(value: Option<&AnyValue>) -> Value {
     use any_value::Value as V;
     match value.and_then(|value| value.value.as_ref()) {
         None | Some(V::StringValueStrindex(_)) => Value::Null,
-        Some(V::StringValue(text)) => Value::String(text.clone()),
+        Some(V::StringValue(text)) => Value::String(cap_string(text.clone())),
         Some(V::BoolValue(value)) => Value::Bool(*value),
         Some(V::IntValue(value)) => Value::from(*value),
         Some(V::DoubleValue(value)) => serde_json::Number::from_f64(*value)
@@ -345,7 +377,7 @@ fn any_value(value: Option<&AnyValue>) -> Value {
             Value::Array(array.values.iter().map(|v| any_value(Some(v))).collect())
         }
         Some(V::KvlistValue(list)) => Value::Object(attributes(&list.values)),
-        Some(V::BytesValue(bytes)) => Value::String(base64(bytes)),
+        Some(V::BytesValue(bytes)) => Value::String(cap_string(base64(bytes))),
     }
 }
 

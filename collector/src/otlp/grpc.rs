@@ -1,8 +1,6 @@
 //! The OTLP/gRPC receiver: `TraceService/Export` and `MetricsService/Export`
 //! (gzip accepted, 64 MiB message cap).
 
-use std::sync::Arc;
-
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -19,11 +17,13 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::{IngestError, MAX_REQUEST_BYTES, ingest_metrics, ingest_traces};
-use crate::store::Store;
+use crate::ingest::Ingest;
 
 /// The gRPC services as an axum router (served over HTTP/2 by `axum::serve`).
-pub fn router(store: Arc<dyn Store>) -> axum::Router {
-    let receiver = Receiver { store };
+pub fn router(ingest: Ingest) -> axum::Router {
+    let receiver = Receiver {
+        ingest: ingest.clone(),
+    };
     let traces = TraceServiceServer::new(receiver.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -36,6 +36,24 @@ pub fn router(store: Arc<dyn Store>) -> axum::Router {
         .layer(axum::middleware::map_response(
             oversized_is_resource_exhausted,
         ))
+        .layer(axum::middleware::from_fn_with_state(ingest, admit))
+}
+
+/// Backpressure: a call that finds every ingest permit taken is answered
+/// `UNAVAILABLE` (retryable) before its message is read; the permit is held
+/// until the answer is produced.
+async fn admit(
+    axum::extract::State(ingest): axum::extract::State<Ingest>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(_permit) = ingest.admit() else {
+        let (parts, body) = Status::unavailable("the collector is saturated, retry later")
+            .into_http::<tonic::body::Body>()
+            .into_parts();
+        return axum::response::Response::from_parts(parts, axum::body::Body::new(body));
+    };
+    next.run(request).await
 }
 
 /// tonic rejects a message above the decoding limit with `OUT_OF_RANGE`,
@@ -75,7 +93,7 @@ const GRPC_MESSAGE: &str = "grpc-message";
 
 #[derive(Clone)]
 struct Receiver {
-    store: Arc<dyn Store>,
+    ingest: Ingest,
 }
 
 fn status(error: IngestError) -> Status {
@@ -94,7 +112,7 @@ impl TraceService for Receiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let count = ingest_traces(&self.store, request.get_ref())
+        let count = ingest_traces(&self.ingest, request.get_ref())
             .await
             .map_err(status)?;
         tracing::debug!(spans = count, "OTLP/gRPC traces stored");
@@ -108,7 +126,7 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let count = ingest_metrics(&self.store, request.get_ref())
+        let count = ingest_metrics(&self.ingest, request.get_ref())
             .await
             .map_err(status)?;
         tracing::debug!(points = count, "OTLP/gRPC metrics stored");

@@ -3,10 +3,9 @@
 //!
 //! Failures answer a `google.rpc.Status` body: 400 for bad data (never
 //! retried by clients), 413 above [`MAX_REQUEST_BYTES`] decompressed, 415 for
-//! other content types or encodings, 503 when the store fails (retryable).
-
-use std::io::Read;
-use std::sync::Arc;
+//! other content types or encodings, 429 with `Retry-After` when every ingest
+//! permit is taken and 503 with `Retry-After` when the store fails (both
+//! retryable).
 
 use axum::Router;
 use axum::body::Body;
@@ -14,14 +13,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
 use super::{IngestError, MAX_REQUEST_BYTES, ingest_metrics, ingest_traces, json};
-use crate::store::Store;
+use crate::body::BodyError;
+use crate::ingest::{Ingest, RETRY_AFTER_SECONDS};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -33,24 +33,27 @@ const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
 /// The OTLP/HTTP routes.
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub fn router(ingest: Ingest) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
         // The body is read with our own limit so that 413 carries a Status.
         .layer(DefaultBodyLimit::disable())
-        .with_state(store)
+        .with_state(ingest)
 }
 
 async fn traces(
-    State(store): State<Arc<dyn Store>>,
+    State(ingest): State<Ingest>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OtlpError> {
     let encoding = Encoding::of(&headers)?;
+    let _permit = ingest
+        .admit()
+        .ok_or_else(|| OtlpError::saturated(encoding))?;
     let body = read_body(&headers, body, encoding).await?;
     let request = decode(encoding, body, json::traces).await?;
-    let count = ingest_traces(&store, &request)
+    let count = ingest_traces(&ingest, &request)
         .await
         .map_err(|error| OtlpError::ingest(encoding, error))?;
     tracing::debug!(spans = count, "OTLP/HTTP traces stored");
@@ -58,14 +61,17 @@ async fn traces(
 }
 
 async fn metrics(
-    State(store): State<Arc<dyn Store>>,
+    State(ingest): State<Ingest>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OtlpError> {
     let encoding = Encoding::of(&headers)?;
+    let _permit = ingest
+        .admit()
+        .ok_or_else(|| OtlpError::saturated(encoding))?;
     let body = read_body(&headers, body, encoding).await?;
     let request = decode(encoding, body, json::metrics).await?;
-    let count = ingest_metrics(&store, &request)
+    let count = ingest_metrics(&ingest, &request)
         .await
         .map_err(|error| OtlpError::ingest(encoding, error))?;
     tracing::debug!(points = count, "OTLP/HTTP metrics stored");
@@ -108,78 +114,21 @@ async fn read_body(
     body: Body,
     encoding: Encoding,
 ) -> Result<Bytes, OtlpError> {
-    let too_large = || {
-        OtlpError::new(
-            encoding,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            RESOURCE_EXHAUSTED,
-            format!("request larger than {MAX_REQUEST_BYTES} bytes"),
-        )
-    };
-    let gzip = match headers.get(CONTENT_ENCODING).map(HeaderValue::to_str) {
-        None => false,
-        Some(Ok(value)) if value.eq_ignore_ascii_case("identity") => false,
-        Some(Ok(value)) if value.eq_ignore_ascii_case("gzip") => true,
-        Some(value) => {
-            return Err(OtlpError::new(
-                encoding,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_ARGUMENT,
-                format!("unsupported Content-Encoding {value:?} (expected gzip or none)"),
-            ));
-        }
-    };
-    let raw = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(raw) => raw,
-        Err(error) if is_length_limit(&error) => return Err(too_large()),
-        Err(error) => {
-            return Err(OtlpError::new(
-                encoding,
-                StatusCode::BAD_REQUEST,
-                INVALID_ARGUMENT,
-                format!("cannot read the request body: {error}"),
-            ));
-        }
-    };
-    if !gzip {
-        return Ok(raw);
-    }
-    let inflated = tokio::task::spawn_blocking(move || {
-        let mut inflated = Vec::new();
-        let limit = u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX) + 1;
-        flate2::read::GzDecoder::new(raw.as_ref())
-            .take(limit)
-            .read_to_end(&mut inflated)
-            .map(|_| inflated)
-    })
-    .await;
-    match inflated {
-        Ok(Ok(inflated)) if inflated.len() > MAX_REQUEST_BYTES => Err(too_large()),
-        Ok(Ok(inflated)) => Ok(Bytes::from(inflated)),
-        Ok(Err(error)) => Err(OtlpError::new(
-            encoding,
-            StatusCode::BAD_REQUEST,
-            INVALID_ARGUMENT,
-            format!("invalid gzip body: {error}"),
-        )),
-        Err(error) => Err(OtlpError::new(
-            encoding,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            INTERNAL,
-            format!("gzip decoder failed: {error}"),
-        )),
-    }
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    crate::body::read(headers, body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|error| {
+            let (status, code) = match &error {
+                BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED),
+                BodyError::UnsupportedEncoding(_) => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT)
+                }
+                BodyError::Unreadable(_) | BodyError::BadGzip(_) => {
+                    (StatusCode::BAD_REQUEST, INVALID_ARGUMENT)
+                }
+                BodyError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+            };
+            OtlpError::new(encoding, status, code, error.to_string())
+        })
 }
 
 /// The encoding of a request, and so of its response.
@@ -259,6 +208,16 @@ impl OtlpError {
         }
     }
 
+    /// Every ingest permit is taken: 429 with `Retry-After` (retryable).
+    fn saturated(encoding: Encoding) -> Self {
+        Self::new(
+            encoding,
+            StatusCode::TOO_MANY_REQUESTS,
+            UNAVAILABLE,
+            "the collector is saturated, retry later".to_owned(),
+        )
+    }
+
     fn ingest(encoding: Encoding, error: IngestError) -> Self {
         match error {
             IngestError::Invalid(error) => Self::new(
@@ -295,11 +254,20 @@ impl IntoResponse for OtlpError {
                 .to_string()
                 .into_bytes(),
         };
-        (
+        let mut response = (
             self.http_status,
             [(CONTENT_TYPE, self.encoding.content_type())],
             body,
         )
-            .into_response()
+            .into_response();
+        if matches!(
+            self.http_status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }

@@ -2,16 +2,16 @@
 //! (decode → validate everything → one store transaction → acknowledge).
 
 pub mod decode;
+pub mod encode;
 pub mod grpc;
 pub mod http;
 pub mod json;
 
-use std::sync::Arc;
-
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::store::{Store, StoreError};
+use crate::ingest::Ingest;
+use crate::store::StoreError;
 
 /// Largest accepted request, after decompression (the OTLP recommendation).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -29,20 +29,18 @@ pub enum IngestError {
 
 /// Validates and stores one trace export; returns after the commit.
 pub async fn ingest_traces(
-    store: &Arc<dyn Store>,
+    ingest: &Ingest,
     request: &ExportTraceServiceRequest,
 ) -> Result<usize, IngestError> {
     let spans = decode::spans(request)?;
-    store.write_spans(&spans).await?;
-    Ok(spans.len())
+    Ok(ingest.write_spans(spans).await?)
 }
 
 /// Validates and stores one metrics export; returns after the commit.
 pub async fn ingest_metrics(
-    store: &Arc<dyn Store>,
+    ingest: &Ingest,
     request: &ExportMetricsServiceRequest,
 ) -> Result<usize, IngestError> {
     let series = decode::metrics(request)?;
-    store.write_metrics(&series).await?;
-    Ok(series.iter().map(|series| series.points.len()).sum())
+    Ok(ingest.write_metrics(&series).await?)
 }

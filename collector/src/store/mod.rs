@@ -5,6 +5,8 @@
 //! Only this module talks SQL. The schema lives in `migrations/{sqlite,postgres}`
 //! and is embedded into the binary by `build.rs`.
 
+mod catalog;
+pub mod metrics;
 mod migrate;
 mod model;
 pub mod postgres;
@@ -16,10 +18,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use catalog::{DependencyLink, Operation, RETENTION_BATCH};
 pub use model::{
     Attributes, Event, FoundTraces, InvalidId, Labels, Link, MetricKind, MetricPoint, MetricSeries,
     NumberPoint, PointValue, Scope, SeriesWindow, Span, SpanId, SpanKind, StatusCode, Temporality,
     TraceId, TraceQuery,
+};
+
+pub use metrics::{
+    MetricInfo, MetricQueries, PointsWindow, SeriesInfo, SeriesPoints, StoredPoint, TimeRange,
 };
 
 /// Errors of a store.
@@ -46,7 +53,7 @@ pub enum StoreError {
 /// MUST be safe to call concurrently. Every method MAY fail with a
 /// [`StoreError`]; callers treat that as transient (clients retry).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     /// Writes a batch of spans.
     ///
     /// The batch MUST be written in one transaction: after an error nothing
@@ -99,6 +106,50 @@ pub trait Store: Send + Sync + 'static {
         start_unix_nano: i64,
         end_unix_nano: i64,
     ) -> Result<Vec<SeriesWindow>, StoreError>;
+
+    /// The `(name, kind)` pairs of one service's spans, sorted by name then
+    /// kind, optionally only of one kind. An unknown service MUST return an
+    /// empty list.
+    async fn operation_kinds(
+        &self,
+        service: &str,
+        kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, StoreError>;
+
+    /// The distinct `peer.service` span attributes of one service's spans,
+    /// sorted (Zipkin's remote services).
+    async fn remote_services(&self, service: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Service-to-service links of spans that start inside the window
+    /// (inclusive bounds): a child span that is not INTERNAL and whose parent
+    /// span belongs to another service counts one call from the parent's
+    /// service to the child's.
+    /// Sorted by `(parent, child)`.
+    async fn dependencies(
+        &self,
+        start_unix_nano: i64,
+        end_unix_nano: i64,
+    ) -> Result<Vec<DependencyLink>, StoreError>;
+
+    /// How many spans are stored.
+    async fn span_count(&self) -> Result<u64, StoreError>;
+
+    /// Deletes at most `limit` spans that started before `cutoff_unix_nano`,
+    /// in one short transaction; returns how many were deleted. The
+    /// retention task calls it until it returns less than `limit`.
+    async fn delete_spans_before(
+        &self,
+        cutoff_unix_nano: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the `limit` spans with the oldest start times (at most), in
+    /// one short transaction; returns how many were deleted.
+    async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError>;
+
+    /// Removes `operations` and `remote_services` rows that no stored span
+    /// backs any more (after retention deleted spans).
+    async fn prune_span_catalog(&self) -> Result<(), StoreError>;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -293,12 +293,15 @@ pub struct TraceQuery {
     pub min_duration_nano: Option<i64>,
     pub max_duration_nano: Option<i64>,
     pub limit: usize,
+    /// Matching traces to skip (newest first) before the page starts.
+    pub offset: usize,
 }
 
 /// The result of a trace search.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoundTraces {
-    /// At most `limit` ids, the most recently started first.
+    /// At most `limit` ids, the most recently started first, after skipping
+    /// `offset`.
     pub trace_ids: Vec<TraceId>,
     /// How many traces match in total (not only this page).
     pub total: u64,

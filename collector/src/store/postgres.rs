@@ -14,19 +14,16 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use super::row::{
     PointColumns, SpanRow, from_json, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
+use super::row::{operation_rows, peer_service};
 use super::{
-    FoundTraces, MetricSeries, NumberPoint, SeriesWindow, Span, Store, StoreError, Temporality,
-    TraceId, TraceQuery, migrate,
+    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
+    SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
 };
+
+mod metrics;
 
 const MAX_CONNECTIONS: u32 = 8;
 
-const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, \
-     service_version, operation, kind, start_unix_nano, duration_nano, status_code, \
-     status_message, trace_state, flags, attributes, events, links, resource, scope) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-     $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb) \
-     ON CONFLICT (trace_id, span_id) DO NOTHING";
 const INSERT_OPERATION: &str = "INSERT INTO operations (service_name, operation, kind) \
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, service_version, \
@@ -56,6 +53,98 @@ const SELECT_BASELINES: &str = "SELECT b.series_id, b.time_unix_nano, b.start_un
          ORDER BY p.time_unix_nano DESC LIMIT 1) b \
      WHERE s.name = $1 AND EXISTS (SELECT 1 FROM metric_points r WHERE r.series_id = s.id \
          AND r.time_unix_nano > $2 AND r.time_unix_nano <= $3)";
+
+const INSERT_REMOTE_SERVICE: &str = "INSERT INTO remote_services (service_name, remote_service) \
+     VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
+     WHERE service_name = $1 AND ($2::integer IS NULL OR kind = $2) ORDER BY operation, kind";
+const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
+     WHERE service_name = $1 ORDER BY remote_service";
+const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_name AS child, \
+     COUNT(*) AS calls, SUM(CASE WHEN c.status_code = 2 THEN 1 ELSE 0 END)::bigint AS errors \
+     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
+     WHERE c.start_unix_nano >= $1 AND c.start_unix_nano <= $2 \
+     AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
+     GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
+const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
+     FROM spans WHERE start_unix_nano < $1 LIMIT $2))";
+const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
+     FROM spans ORDER BY start_unix_nano LIMIT $1))";
+const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
+     WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
+/// Remote services are listed while their service has spans.
+const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services r WHERE NOT EXISTS \
+     (SELECT 1 FROM operations o WHERE o.service_name = r.service_name)";
+
+/// A batch of spans as one array per column (`UNNEST` binds).
+#[derive(Default)]
+struct SpanColumns {
+    trace_id: Vec<Vec<u8>>,
+    span_id: Vec<Vec<u8>>,
+    parent_span_id: Vec<Option<Vec<u8>>>,
+    service_name: Vec<String>,
+    service_version: Vec<Option<String>>,
+    operation: Vec<String>,
+    kind: Vec<i32>,
+    start_unix_nano: Vec<i64>,
+    duration_nano: Vec<i64>,
+    status_code: Vec<i32>,
+    status_message: Vec<String>,
+    trace_state: Vec<String>,
+    flags: Vec<i64>,
+    attributes: Vec<String>,
+    events: Vec<String>,
+    links: Vec<String>,
+    resource: Vec<String>,
+    scope: Vec<String>,
+}
+
+impl SpanColumns {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut columns = Self::default();
+        columns.trace_id.reserve(capacity);
+        columns.span_id.reserve(capacity);
+        columns
+    }
+
+    fn push(&mut self, row: SpanRow) {
+        self.trace_id.push(row.trace_id);
+        self.span_id.push(row.span_id);
+        self.parent_span_id.push(row.parent_span_id);
+        self.service_name.push(row.service_name);
+        self.service_version.push(row.service_version);
+        self.operation.push(row.operation);
+        self.kind.push(row.kind);
+        self.start_unix_nano.push(row.start_unix_nano);
+        self.duration_nano.push(row.duration_nano);
+        self.status_code.push(row.status_code);
+        self.status_message.push(row.status_message);
+        self.trace_state.push(row.trace_state);
+        self.flags.push(row.flags);
+        self.attributes.push(row.attributes);
+        self.events.push(row.events);
+        self.links.push(row.links);
+        self.resource.push(row.resource);
+        self.scope.push(row.scope);
+    }
+}
+
+/// Inserts a whole batch in one statement; returns the ids of the rows
+/// actually inserted (conflicts are skipped).
+const INSERT_SPANS_UNNEST: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, \
+     service_name, service_version, operation, kind, start_unix_nano, duration_nano, \
+     status_code, status_message, trace_state, flags, attributes, events, links, resource, scope) \
+     SELECT u.trace_id, u.span_id, u.parent_span_id, u.service_name, u.service_version, \
+     u.operation, u.kind, u.start_unix_nano, u.duration_nano, u.status_code, u.status_message, \
+     u.trace_state, u.flags, u.attributes::jsonb, u.events::jsonb, u.links::jsonb, \
+     u.resource::jsonb, u.scope::jsonb \
+     FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[], \
+     $7::int4[], $8::int8[], $9::int8[], $10::int4[], $11::text[], $12::text[], $13::int8[], \
+     $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) \
+     AS u(trace_id, span_id, parent_span_id, service_name, service_version, operation, kind, \
+     start_unix_nano, duration_nano, status_code, status_message, trace_state, flags, \
+     attributes, events, links, resource, scope) \
+     ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
 
 /// Spans and metrics in a PostgreSQL database.
 pub struct PostgresStore {
@@ -129,43 +218,79 @@ impl Store for PostgresStore {
             .iter()
             .map(SpanRow::from_span)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut operations = HashSet::new();
-        let mut tx = self.pool.begin().await?;
+        let mut index_of = HashMap::with_capacity(spans.len());
+        for (index, span) in spans.iter().enumerate() {
+            index_of
+                .entry((span.trace_id, span.span_id))
+                .or_insert(index);
+        }
+        // One statement for the whole batch: a column array per column.
+        let mut columns = SpanColumns::with_capacity(rows.len());
         for row in rows {
-            let operation = (row.service_name.clone(), row.operation.clone(), row.kind);
-            let inserted = sqlx::query(INSERT_SPAN)
-                .bind(row.trace_id)
-                .bind(row.span_id)
-                .bind(row.parent_span_id)
-                .bind(row.service_name)
-                .bind(row.service_version)
-                .bind(row.operation)
-                .bind(row.kind)
-                .bind(row.start_unix_nano)
-                .bind(row.duration_nano)
-                .bind(row.status_code)
-                .bind(row.status_message)
-                .bind(row.trace_state)
-                .bind(row.flags)
-                .bind(row.attributes)
-                .bind(row.events)
-                .bind(row.links)
-                .bind(row.resource)
-                .bind(row.scope)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // Only spans actually stored name operations (a retried duplicate
-            // with another name must not add one).
-            if inserted > 0 && !operations.contains(&operation) {
-                sqlx::query(INSERT_OPERATION)
-                    .bind(&operation.0)
-                    .bind(&operation.1)
-                    .bind(operation.2)
-                    .execute(&mut *tx)
-                    .await?;
-                operations.insert(operation);
+            columns.push(row);
+        }
+        let mut tx = self.pool.begin().await?;
+        let returned = sqlx::query(INSERT_SPANS_UNNEST)
+            .bind(columns.trace_id)
+            .bind(columns.span_id)
+            .bind(columns.parent_span_id)
+            .bind(columns.service_name)
+            .bind(columns.service_version)
+            .bind(columns.operation)
+            .bind(columns.kind)
+            .bind(columns.start_unix_nano)
+            .bind(columns.duration_nano)
+            .bind(columns.status_code)
+            .bind(columns.status_message)
+            .bind(columns.trace_state)
+            .bind(columns.flags)
+            .bind(columns.attributes)
+            .bind(columns.events)
+            .bind(columns.links)
+            .bind(columns.resource)
+            .bind(columns.scope)
+            .fetch_all(&mut *tx)
+            .await?;
+        // Only spans actually stored name operations and remote services (a
+        // retried duplicate with another name must not add one).
+        let mut operations = HashSet::new();
+        let mut remotes = HashSet::new();
+        for row in returned {
+            let trace_id: Vec<u8> = row.try_get(0)?;
+            let span_id: Vec<u8> = row.try_get(1)?;
+            let key = TraceId::from_bytes(&trace_id).zip(SpanId::from_bytes(&span_id));
+            let Some(&index) = key.and_then(|key| index_of.get(&key)) else {
+                continue;
+            };
+            let span = &spans[index];
+            operations.insert((
+                span.service_name.as_str(),
+                span.operation.as_str(),
+                span.kind.as_i32(),
+            ));
+            if let Some(remote) = peer_service(span) {
+                remotes.insert((span.service_name.as_str(), remote));
             }
+        }
+        // Sorted, so that concurrent writers take row locks in one order.
+        let mut operations: Vec<_> = operations.into_iter().collect();
+        operations.sort_unstable();
+        for (service, operation, kind) in operations {
+            sqlx::query(INSERT_OPERATION)
+                .bind(service)
+                .bind(operation)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut remotes: Vec<_> = remotes.into_iter().collect();
+        remotes.sort_unstable();
+        for (service, remote) in remotes {
+            sqlx::query(INSERT_REMOTE_SERVICE)
+                .bind(service)
+                .bind(remote)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -189,7 +314,10 @@ impl Store for PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             let series_id = match inserted {
-                Some(id) => id,
+                Some(id) => {
+                    metrics::index_series(&mut tx, id, one).await?;
+                    id
+                }
                 None => {
                     sqlx::query_scalar(SELECT_SERIES)
                         .bind(&one.name)
@@ -249,6 +377,7 @@ impl Store for PostgresStore {
             spans.push(span_row!(row).into_span()?);
         }
         order_by_request(&trace_ids, &mut spans);
+        super::row::reparent_under_shared(&mut spans);
         Ok(spans)
     }
 
@@ -258,6 +387,8 @@ impl Store for PostgresStore {
         push_span_filters(&mut page, query);
         page.push(" GROUP BY trace_id ORDER BY first_start DESC, trace_id LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        page.push(" OFFSET ");
+        page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = page.build().fetch_all(&self.pool).await?;
         let mut trace_ids = Vec::with_capacity(rows.len());
         for row in rows {
@@ -322,6 +453,84 @@ impl Store for PostgresStore {
             }
         }
         Ok(windows)
+    }
+
+    async fn operation_kinds(
+        &self,
+        service: &str,
+        kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let rows = sqlx::query(SELECT_OPERATION_KINDS)
+            .bind(service)
+            .bind(kind.map(SpanKind::as_i32))
+            .fetch_all(&self.pool)
+            .await?;
+        operation_rows(rows.iter().map(|row| (row.try_get(0), row.try_get(1))))
+    }
+
+    async fn remote_services(&self, service: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(SELECT_REMOTE_SERVICES)
+            .bind(service)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn dependencies(
+        &self,
+        start_unix_nano: i64,
+        end_unix_nano: i64,
+    ) -> Result<Vec<DependencyLink>, StoreError> {
+        let rows = sqlx::query(SELECT_DEPENDENCIES)
+            .bind(start_unix_nano)
+            .bind(end_unix_nano)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut links = Vec::with_capacity(rows.len());
+        for row in rows {
+            links.push(DependencyLink {
+                parent: row.try_get("parent")?,
+                child: row.try_get("child")?,
+                call_count: u64::try_from(row.try_get::<i64, _>("calls")?).unwrap_or(0),
+                error_count: u64::try_from(row.try_get::<i64, _>("errors")?).unwrap_or(0),
+            });
+        }
+        Ok(links)
+    }
+
+    async fn span_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spans")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn delete_spans_before(
+        &self,
+        cutoff_unix_nano: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(DELETE_SPANS_BEFORE)
+            .bind(cutoff_unix_nano)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(DELETE_OLDEST_SPANS)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn prune_span_catalog(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(PRUNE_OPERATIONS).execute(&mut *tx).await?;
+        sqlx::query(PRUNE_REMOTE_SERVICES).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -185,3 +185,64 @@ impl PointColumns {
         })
     }
 }
+
+/// The span's `peer.service` attribute (its remote service), if a
+/// non-empty string.
+pub(crate) fn peer_service(span: &super::Span) -> Option<&str> {
+    span.attributes
+        .get("peer.service")
+        .and_then(serde_json::Value::as_str)
+        .filter(|remote| !remote.is_empty())
+}
+
+/// `(operation, kind)` columns → [`super::Operation`]s.
+pub(crate) fn operation_rows(
+    rows: impl Iterator<Item = (Result<String, sqlx::Error>, Result<i32, sqlx::Error>)>,
+) -> Result<Vec<super::Operation>, StoreError> {
+    let mut operations = Vec::new();
+    for (name, kind) in rows {
+        let kind = kind?;
+        operations.push(super::Operation {
+            name: name?,
+            kind: SpanKind::from_i32(kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("operations.kind {kind}")))?,
+        });
+    }
+    Ok(operations)
+}
+
+/// Zipkin shared spans (see `crate::zipkin::model`): the server half of a
+/// B3 single-span RPC is stored under a derived id as a child of the client
+/// span, with attribute `zipkin.shared = true`. Its children in the same
+/// service still name the shared id as their parent; this points them at
+/// the server half, as Jaeger's span-id uniquifier does.
+pub(crate) fn reparent_under_shared(spans: &mut [super::Span]) {
+    let shared: Vec<(TraceId, SpanId, SpanId, String)> = spans
+        .iter()
+        .filter(|span| span.attributes.get("zipkin.shared") == Some(&serde_json::Value::Bool(true)))
+        .filter_map(|span| {
+            span.parent_span_id.map(|client| {
+                (
+                    span.trace_id,
+                    client,
+                    span.span_id,
+                    span.service_name.clone(),
+                )
+            })
+        })
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    for span in spans.iter_mut() {
+        for (trace_id, client, server, service) in &shared {
+            if span.trace_id == *trace_id
+                && span.parent_span_id == Some(*client)
+                && span.span_id != *server
+                && span.service_name == *service
+            {
+                span.parent_span_id = Some(*server);
+            }
+        }
+    }
+}

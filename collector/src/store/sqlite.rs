@@ -16,19 +16,17 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::row::{
     PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
+use super::row::{operation_rows, peer_service};
 use super::{
-    FoundTraces, MetricSeries, NumberPoint, SeriesWindow, Span, Store, StoreError, Temporality,
-    TraceId, TraceQuery, migrate,
+    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
+    SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
 };
+
+mod metrics;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
-const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, \
-     service_version, operation, kind, start_unix_nano, duration_nano, status_code, \
-     status_message, trace_state, flags, attributes, events, links, resource, scope) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
-     ON CONFLICT (trace_id, span_id) DO NOTHING";
 const INSERT_OPERATION: &str = "INSERT INTO operations (service_name, operation, kind) \
      VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, service_version, \
@@ -56,6 +54,61 @@ const SELECT_BASELINES: &str = "SELECT p.series_id, p.time_unix_nano, p.start_un
          WHERE q.series_id = s.id AND q.time_unix_nano <= ?2) \
      AND EXISTS (SELECT 1 FROM metric_points r WHERE r.series_id = s.id \
          AND r.time_unix_nano > ?2 AND r.time_unix_nano <= ?3)";
+
+const INSERT_REMOTE_SERVICE: &str = "INSERT INTO remote_services (service_name, remote_service) \
+     VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
+     WHERE service_name = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY operation, kind";
+const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
+     WHERE service_name = ?1 ORDER BY remote_service";
+const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_name AS child, \
+     COUNT(*) AS calls, SUM(CASE WHEN c.status_code = 2 THEN 1 ELSE 0 END) AS errors \
+     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
+     WHERE c.start_unix_nano >= ?1 AND c.start_unix_nano <= ?2 \
+     AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
+     GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
+const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
+     WHERE start_unix_nano < ?1 LIMIT ?2)";
+const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
+     ORDER BY start_unix_nano LIMIT ?1)";
+const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
+     WHERE s.service_name = operations.service_name AND s.operation = operations.operation \
+     AND s.kind = operations.kind)";
+/// Remote services are listed while their service has spans (checking each
+/// remote against the span attributes would scan the service's spans).
+const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXISTS \
+     (SELECT 1 FROM operations o WHERE o.service_name = remote_services.service_name)";
+
+/// Spans per multi-row INSERT (18 parameters each; SQLite allows 32766).
+const SPAN_CHUNK: usize = 100;
+
+/// `INSERT INTO spans ... VALUES (...), ... RETURNING trace_id, span_id` for
+/// `rows` rows (1, 10 or [`SPAN_CHUNK`]: built once each).
+fn insert_spans_sql(rows: usize) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match rows {
+        1 => 0,
+        10 => 1,
+        _ => 2,
+    };
+    SQL[slot].get_or_init(|| {
+        let mut sql = String::from(
+            "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, \
+             service_version, operation, kind, start_unix_nano, duration_nano, status_code, \
+             status_message, trace_state, flags, attributes, events, links, resource, scope) VALUES ",
+        );
+        let rows = [1, 10, SPAN_CHUNK][slot];
+        for row in 0..rows {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        }
+        sql.push_str(" ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id");
+        sql
+    })
+}
 
 /// Spans and metrics in one SQLite file.
 pub struct SqliteStore {
@@ -86,7 +139,11 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // Keeps the planner's statistics fresh as the tables grow.
-            .optimize_on_close(true, 1000);
+            .optimize_on_close(true, 1000)
+            // 64 MiB of page cache per connection: the span indexes of
+            // millions of spans stay in memory for inserts and searches.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -163,42 +220,84 @@ impl Store for SqliteStore {
             .iter()
             .map(SpanRow::from_span)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut operations = std::collections::HashSet::new();
+        // Which span each (trace id, span id) is (the first, for duplicates
+        // inside the batch: it is the one that gets stored).
+        let mut index_of = HashMap::with_capacity(spans.len());
+        for (index, span) in spans.iter().enumerate() {
+            index_of
+                .entry((span.trace_id, span.span_id))
+                .or_insert(index);
+        }
         let mut tx = self.writer.begin().await?;
-        for row in rows {
-            let operation = (row.service_name.clone(), row.operation.clone(), row.kind);
-            let inserted = sqlx::query(INSERT_SPAN)
-                .bind(row.trace_id)
-                .bind(row.span_id)
-                .bind(row.parent_span_id)
-                .bind(row.service_name)
-                .bind(row.service_version)
-                .bind(row.operation)
-                .bind(row.kind)
-                .bind(row.start_unix_nano)
-                .bind(row.duration_nano)
-                .bind(row.status_code)
-                .bind(row.status_message)
-                .bind(row.trace_state)
-                .bind(row.flags)
-                .bind(row.attributes)
-                .bind(row.events)
-                .bind(row.links)
-                .bind(row.resource)
-                .bind(row.scope)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // Only spans actually stored name operations (a retried duplicate
-            // with another name must not add one).
-            if inserted > 0 && !operations.contains(&operation) {
+        let mut inserted = Vec::with_capacity(spans.len());
+        let mut rows = rows.into_iter();
+        let mut remaining = spans.len();
+        while remaining > 0 {
+            // Fixed statement sizes keep the prepared-statement cache small.
+            let size = [SPAN_CHUNK, 10, 1]
+                .into_iter()
+                .find(|size| *size <= remaining)
+                .unwrap_or(1);
+            let chunk: Vec<SpanRow> = rows.by_ref().take(size).collect();
+            remaining -= chunk.len();
+            let mut query = sqlx::query(insert_spans_sql(chunk.len()));
+            for row in chunk {
+                query = query
+                    .bind(row.trace_id)
+                    .bind(row.span_id)
+                    .bind(row.parent_span_id)
+                    .bind(row.service_name)
+                    .bind(row.service_version)
+                    .bind(row.operation)
+                    .bind(row.kind)
+                    .bind(row.start_unix_nano)
+                    .bind(row.duration_nano)
+                    .bind(row.status_code)
+                    .bind(row.status_message)
+                    .bind(row.trace_state)
+                    .bind(row.flags)
+                    .bind(row.attributes)
+                    .bind(row.events)
+                    .bind(row.links)
+                    .bind(row.resource)
+                    .bind(row.scope);
+            }
+            // RETURNING lists the rows actually inserted (not the conflicts).
+            for returned in query.fetch_all(&mut *tx).await? {
+                let trace_id: Vec<u8> = returned.try_get(0)?;
+                let span_id: Vec<u8> = returned.try_get(1)?;
+                let key = TraceId::from_bytes(&trace_id).zip(SpanId::from_bytes(&span_id));
+                if let Some(index) = key.and_then(|key| index_of.get(&key)) {
+                    inserted.push(*index);
+                }
+            }
+        }
+        // Only spans actually stored name operations and remote services (a
+        // retried duplicate with another name must not add one).
+        let mut operations = std::collections::HashSet::new();
+        let mut remotes = std::collections::HashSet::new();
+        for index in inserted {
+            let span = &spans[index];
+            if operations.insert((
+                span.service_name.as_str(),
+                span.operation.as_str(),
+                span.kind.as_i32(),
+            )) {
                 sqlx::query(INSERT_OPERATION)
-                    .bind(&operation.0)
-                    .bind(&operation.1)
-                    .bind(operation.2)
+                    .bind(&span.service_name)
+                    .bind(&span.operation)
+                    .bind(span.kind.as_i32())
                     .execute(&mut *tx)
                     .await?;
-                operations.insert(operation);
+            }
+            if let Some(remote) = peer_service(span)
+                && remotes.insert((span.service_name.as_str(), remote))
+            {
+                sqlx::query(INSERT_REMOTE_SERVICE)
+                    .bind(&span.service_name)
+                    .bind(remote)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -223,7 +322,10 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
             let series_id = match inserted {
-                Some(id) => id,
+                Some(id) => {
+                    metrics::index_series(&mut tx, id, one).await?;
+                    id
+                }
                 None => {
                     sqlx::query_scalar(SELECT_SERIES)
                         .bind(&one.name)
@@ -283,6 +385,7 @@ impl Store for SqliteStore {
             spans.push(span_row!(row).into_span()?);
         }
         order_by_request(&trace_ids, &mut spans);
+        super::row::reparent_under_shared(&mut spans);
         Ok(spans)
     }
 
@@ -292,6 +395,8 @@ impl Store for SqliteStore {
         push_span_filters(&mut page, query);
         page.push(" GROUP BY trace_id ORDER BY first_start DESC, trace_id LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        page.push(" OFFSET ");
+        page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = page.build().fetch_all(&self.readers).await?;
         let mut trace_ids = Vec::with_capacity(rows.len());
         for row in rows {
@@ -356,6 +461,84 @@ impl Store for SqliteStore {
             }
         }
         Ok(windows)
+    }
+
+    async fn operation_kinds(
+        &self,
+        service: &str,
+        kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let rows = sqlx::query(SELECT_OPERATION_KINDS)
+            .bind(service)
+            .bind(kind.map(SpanKind::as_i32))
+            .fetch_all(&self.readers)
+            .await?;
+        operation_rows(rows.iter().map(|row| (row.try_get(0), row.try_get(1))))
+    }
+
+    async fn remote_services(&self, service: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(SELECT_REMOTE_SERVICES)
+            .bind(service)
+            .fetch_all(&self.readers)
+            .await?)
+    }
+
+    async fn dependencies(
+        &self,
+        start_unix_nano: i64,
+        end_unix_nano: i64,
+    ) -> Result<Vec<DependencyLink>, StoreError> {
+        let rows = sqlx::query(SELECT_DEPENDENCIES)
+            .bind(start_unix_nano)
+            .bind(end_unix_nano)
+            .fetch_all(&self.readers)
+            .await?;
+        let mut links = Vec::with_capacity(rows.len());
+        for row in rows {
+            links.push(DependencyLink {
+                parent: row.try_get("parent")?,
+                child: row.try_get("child")?,
+                call_count: u64::try_from(row.try_get::<i64, _>("calls")?).unwrap_or(0),
+                error_count: u64::try_from(row.try_get::<i64, _>("errors")?).unwrap_or(0),
+            });
+        }
+        Ok(links)
+    }
+
+    async fn span_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spans")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn delete_spans_before(
+        &self,
+        cutoff_unix_nano: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(DELETE_SPANS_BEFORE)
+            .bind(cutoff_unix_nano)
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(DELETE_OLDEST_SPANS)
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn prune_span_catalog(&self) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(PRUNE_OPERATIONS).execute(&mut *tx).await?;
+        sqlx::query(PRUNE_REMOTE_SERVICES).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -32,15 +32,23 @@ impl TestCollector {
 
     pub async fn start_with(dir: tempfile::TempDir, db: String) -> Self {
         let any = "127.0.0.1:0".parse().unwrap();
-        let collector = Config {
-            db,
-            http: any,
-            otlp_grpc: any,
-            otlp_http: any,
-        }
-        .build()
+        Self::start_config(
+            dir,
+            Config {
+                db,
+                http: any,
+                otlp_grpc: any,
+                otlp_http: any,
+                zipkin: Some(any),
+                ..Config::default()
+            },
+        )
         .await
-        .unwrap();
+    }
+
+    /// A collector with a full [`Config`] (every address should use port 0).
+    pub async fn start_config(dir: tempfile::TempDir, config: Config) -> Self {
+        let collector = config.build().await.unwrap();
         Self {
             collector,
             dir,
@@ -56,6 +64,11 @@ impl TestCollector {
     /// `http://ADDR/PATH` on the OTLP/HTTP listener.
     pub fn otlp(&self, path: &str) -> String {
         format!("http://{}{path}", self.collector.otlp_http_addr())
+    }
+
+    /// `http://ADDR/PATH` on the Zipkin listener.
+    pub fn zipkin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.collector.zipkin_addr().unwrap())
     }
 
     pub fn grpc_endpoint(&self) -> String {

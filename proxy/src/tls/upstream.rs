@@ -198,9 +198,22 @@ impl tower::Service<Uri> for MeshConnector {
 pub type MeshClient = Client<MeshConnector, ProxyBody>;
 
 /// Pooled mTLS clients, one per expected server identity.
+///
+/// The pools are renewed with the workload certificate: a pooled connection
+/// keeps the certificate it was opened with, and the server refuses requests
+/// on a connection whose client certificate has expired. So after each
+/// rotation (at half-life) new requests go over new connections carrying the
+/// new certificate, while requests in flight finish on the old ones.
 pub struct MeshClients {
     identity: Arc<IdentityState>,
-    clients: Mutex<HashMap<Option<String>, MeshClient>>,
+    clients: Mutex<Pools>,
+}
+
+#[derive(Default)]
+struct Pools {
+    /// The certificate rotation these pools were opened with.
+    generation: u64,
+    by_identity: HashMap<Option<String>, MeshClient>,
 }
 
 impl MeshClients {
@@ -208,14 +221,19 @@ impl MeshClients {
     pub fn new(identity: Arc<IdentityState>) -> MeshClients {
         MeshClients {
             identity,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Pools::default()),
         }
     }
 
     /// The client for servers with this identity (created on first use).
     pub fn client(&self, expected: &Option<String>) -> Result<MeshClient, super::TlsError> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = clients.get(expected) {
+        let mut pools = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = self.identity.rotations();
+        if pools.generation != generation {
+            pools.generation = generation;
+            pools.by_identity.clear();
+        }
+        if let Some(client) = pools.by_identity.get(expected) {
             return Ok(client.clone());
         }
         let config = self.identity.client_config(expected.clone())?;
@@ -225,7 +243,7 @@ impl MeshClients {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        clients.insert(expected.clone(), client.clone());
+        pools.by_identity.insert(expected.clone(), client.clone());
         Ok(client)
     }
 }

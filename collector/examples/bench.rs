@@ -1,0 +1,471 @@
+//! The collector benchmark (BENCHMARKS.md, "Collector"): an in-process
+//! collector and load generator in one run.
+//!
+//! ```text
+//! cargo run --release -p weft-collector --example bench -- \
+//!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
+//! ```
+//!
+//! 1. Ingest: `--clients` OTLP/gRPC clients send `--spans` spans in
+//!    exports of `--batch` spans (traces of 8 spans over 4 services, realistic
+//!    HTTP attributes), pre-built before the clock starts; reports spans/s.
+//! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
+//!    the 4-service graph, pushed every 5 s of simulated time.
+//! 3. Queries over HTTP with the store full: trace by id, searches (service;
+//!    service + operation; service + tag), the service graph and the
+//!    span-derived dependencies; reports p50/p95/p99 per query.
+//!
+//! PostgreSQL: `$WEFT_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), in a fresh schema dropped at
+//! the end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use sqlx::Connection;
+
+const SERVICES: [&str; 4] = ["web", "cart", "stock-api", "payments"];
+const SPANS_PER_TRACE: usize = 8;
+
+struct Args {
+    db: String,
+    spans: usize,
+    batch: usize,
+    clients: usize,
+    queries: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        db: "sqlite".to_owned(),
+        spans: 1_000_000,
+        batch: 512,
+        clients: 4,
+        queries: 200,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let value = iter.next().expect("a value after each flag");
+        match flag.as_str() {
+            "--db" => args.db = value,
+            "--spans" => args.spans = value.parse().unwrap(),
+            "--batch" => args.batch = value.parse().unwrap(),
+            "--clients" => args.clients = value.parse().unwrap(),
+            "--queries" => args.queries = value.parse().unwrap(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn text(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.to_owned()))
+}
+
+fn now_nanos() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap()
+}
+
+/// (service index, parent index, name, kind, offset µs, duration µs).
+type SpanShape = (usize, Option<u64>, &'static str, i32, u64, u64);
+
+/// Trace `n`: web → cart → stock-api, web → payments, with CLIENT/SERVER
+/// pairs; starts spread over the last hour.
+fn trace_spans(n: u64, base: u64) -> Vec<(usize, Span)> {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&0x5eed_u64.to_be_bytes());
+    trace_id[8..].copy_from_slice(&(n + 1).to_be_bytes());
+    let start = base + (n * 7_919_000) % 3_600_000_000_000;
+    let span_id = |i: u64| ((n + 1) << 8 | (i + 1)).to_be_bytes().to_vec();
+    // (service, parent index, name, kind, offset µs, duration µs)
+    let shape: [SpanShape; SPANS_PER_TRACE] = [
+        (0, None, "GET /checkout", 2, 0, 40_000),
+        (0, Some(0), "GET cart", 3, 1_000, 20_000),
+        (1, Some(1), "GET /cart", 2, 1_500, 18_000),
+        (1, Some(2), "GET stock-api", 3, 2_000, 10_000),
+        (2, Some(3), "GET /price", 2, 2_500, 9_000),
+        (2, Some(4), "SELECT price", 1, 3_000, 5_000),
+        (0, Some(0), "POST payments", 3, 22_000, 15_000),
+        (3, Some(6), "POST /charge", 2, 22_500, 14_000),
+    ];
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &(service, parent, name, kind, offset, duration))| {
+            let begin = start + offset * 1000;
+            let status = (n.is_multiple_of(50) && i == 7).then(|| Status {
+                message: "card declined".to_owned(),
+                code: 2,
+            });
+            let span = Span {
+                trace_id: trace_id.to_vec(),
+                span_id: span_id(i as u64),
+                parent_span_id: parent.map(span_id).unwrap_or_default(),
+                name: name.to_owned(),
+                kind,
+                start_time_unix_nano: begin,
+                end_time_unix_nano: begin + duration * 1000,
+                attributes: vec![
+                    text(
+                        "http.request.method",
+                        if name.starts_with("POST") {
+                            "POST"
+                        } else {
+                            "GET"
+                        },
+                    ),
+                    kv(
+                        "http.response.status_code",
+                        any_value::Value::IntValue(if status.is_some() { 502 } else { 200 }),
+                    ),
+                    text("url.path", name.split(' ').nth(1).unwrap_or("/")),
+                    text("user.id", &format!("user-{}", n % 1000)),
+                ],
+                status,
+                ..Default::default()
+            };
+            (service, span)
+        })
+        .collect()
+}
+
+fn trace_requests(total: usize, batch: usize, base: u64) -> Vec<ExportTraceServiceRequest> {
+    let traces = total.div_ceil(SPANS_PER_TRACE);
+    let mut requests = Vec::new();
+    let mut per_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
+    let mut in_batch = 0;
+    let flush = |per_service: &mut Vec<Vec<Span>>| ExportTraceServiceRequest {
+        resource_spans: per_service
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, spans)| !spans.is_empty())
+            .map(|(index, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        text("service.name", SERVICES[index]),
+                        text("service.version", "v1"),
+                        text("host.name", &format!("{}-7d9f", SERVICES[index])),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: None,
+                    spans: std::mem::take(spans),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            })
+            .collect(),
+    };
+    for n in 0..traces as u64 {
+        for (service, span) in trace_spans(n, base) {
+            per_service[service].push(span);
+            in_batch += 1;
+            if in_batch == batch {
+                requests.push(flush(&mut per_service));
+                in_batch = 0;
+            }
+        }
+    }
+    if in_batch > 0 {
+        requests.push(flush(&mut per_service));
+    }
+    requests
+}
+
+/// One hour of cumulative request counters for the graph's edges, a point
+/// every 5 s.
+fn metric_requests(base: u64) -> Vec<ExportMetricsServiceRequest> {
+    let edges = [("web", "cart"), ("cart", "stock-api"), ("web", "payments")];
+    let mut requests = Vec::new();
+    for step in 0..720u64 {
+        let time = base + step * 5_000_000_000;
+        let mut data_points = Vec::new();
+        for (source, destination) in edges {
+            for version in ["v1", "v2"] {
+                for code in ["200", "503"] {
+                    let value = if code == "200" { step * 50 } else { step };
+                    data_points.push(NumberDataPoint {
+                        attributes: vec![
+                            text("reporter", "source"),
+                            text("source_workload", source),
+                            text("source_app", source),
+                            text("source_version", "v1"),
+                            text("source_workload_namespace", "default"),
+                            text("destination_workload", &format!("{destination}-{version}")),
+                            text("destination_app", destination),
+                            text("destination_version", version),
+                            text("destination_service", destination),
+                            text("destination_workload_namespace", "default"),
+                            text("response_code", code),
+                            text("response_flags", "-"),
+                        ],
+                        start_time_unix_nano: base,
+                        time_unix_nano: time,
+                        value: Some(number_data_point::Value::AsInt(
+                            i64::try_from(value).unwrap(),
+                        )),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        requests.push(ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: None,
+                scope_metrics: vec![ScopeMetrics {
+                    scope: None,
+                    metrics: vec![Metric {
+                        name: "istio_requests_total".to_owned(),
+                        data: Some(metric::Data::Sum(Sum {
+                            data_points,
+                            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                            is_monotonic: true,
+                        })),
+                        ..Default::default()
+                    }],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        });
+    }
+    requests
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn time_queries(
+    client: &reqwest::Client,
+    name: &str,
+    urls: &[String],
+) -> (String, Duration, Duration, Duration) {
+    let mut samples = Vec::with_capacity(urls.len());
+    for url in urls {
+        let started = Instant::now();
+        let response = client.get(url).send().await.unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        samples.push(started.elapsed());
+        assert!(
+            status.is_success(),
+            "{url}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    samples.sort();
+    (
+        name.to_owned(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.95),
+        percentile(&samples, 0.99),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().unwrap();
+    let pg_base = std::env::var("WEFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("weft_bench_{}", std::process::id());
+    let db = match args.db.as_str() {
+        "sqlite" => format!("sqlite://{}", dir.path().join("weft.db").display()),
+        "postgres" => {
+            let mut admin = sqlx::PgConnection::connect(&pg_base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let separator = if pg_base.contains('?') { '&' } else { '?' };
+            format!("{pg_base}{separator}options[search_path]={schema}")
+        }
+        other => panic!("--db sqlite|postgres, not {other}"),
+    };
+    let any = "127.0.0.1:0".parse().unwrap();
+    let collector = weft_collector::Config {
+        db,
+        http: any,
+        otlp_grpc: any,
+        otlp_http: any,
+        ..Default::default()
+    }
+    .build()
+    .await
+    .unwrap();
+    let grpc = format!("http://{}", collector.otlp_grpc_addr());
+    let http = format!("http://{}", collector.http_addr());
+
+    let base = now_nanos() - 3_600_000_000_000;
+    print!(
+        "building {} spans in exports of {}... ",
+        args.spans, args.batch
+    );
+    let requests = trace_requests(args.spans, args.batch, base);
+    println!("{} exports", requests.len());
+
+    // 1. Ingest.
+    let mut chunks: Vec<Vec<ExportTraceServiceRequest>> = vec![Vec::new(); args.clients];
+    for (index, request) in requests.into_iter().enumerate() {
+        chunks[index % args.clients].push(request);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let grpc = grpc.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = TraceServiceClient::connect(grpc)
+                .await
+                .unwrap()
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let mut retried = 0u64;
+            for request in chunk {
+                loop {
+                    match client.export(request.clone()).await {
+                        Ok(_) => break,
+                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                            retried += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err(status) => panic!("export failed: {status}"),
+                    }
+                }
+            }
+            retried
+        }));
+    }
+    let mut retried = 0;
+    for task in tasks {
+        retried += task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries)",
+        args.spans,
+        elapsed.as_secs_f64(),
+        args.spans as f64 / elapsed.as_secs_f64(),
+        args.clients,
+        retried
+    );
+
+    // 2. Metrics for the graph.
+    let mut metrics = MetricsServiceClient::connect(grpc.clone()).await.unwrap();
+    let started = Instant::now();
+    for request in metric_requests(base) {
+        metrics.export(request).await.unwrap();
+    }
+    println!(
+        "metrics: 720 exports in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 3. Queries.
+    let client = reqwest::Client::new();
+    let traces = args.spans.div_ceil(SPANS_PER_TRACE) as u64;
+    let step = (traces / args.queries as u64).max(1);
+    let trace_urls: Vec<String> = (0..args.queries as u64)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&0x5eed_u64.to_be_bytes());
+            id[8..].copy_from_slice(&((i * step) % traces + 1).to_be_bytes());
+            format!("{http}/api/traces/{}", hex::encode(id))
+        })
+        .collect();
+    let end_us = now_nanos() / 1000;
+    let start_us = base / 1000;
+    let window = format!("start={start_us}&end={end_us}");
+    let repeat = |url: String| vec![url; args.queries];
+    let results = vec![
+        time_queries(&client, "trace by id (/api/traces/{id})", &trace_urls).await,
+        time_queries(
+            &client,
+            "search service (limit 20)",
+            &repeat(format!("{http}/api/traces?service=cart&limit=20&{window}")),
+        )
+        .await,
+        time_queries(
+            &client,
+            "search service+operation",
+            &repeat(format!(
+                "{http}/api/traces?service=stock-api&operation=GET%20%2Fprice&limit=20&{window}"
+            )),
+        )
+        .await,
+        time_queries(
+            &client,
+            "search service+tag",
+            &repeat(format!(
+                "{http}/api/traces?service=payments&tags=%7B%22http.response.status_code%22%3A%22502%22%7D&limit=20&{window}"
+            )),
+        )
+        .await,
+        time_queries(
+            &client,
+            "native search (/api/weft/traces)",
+            &repeat(format!("{http}/api/weft/traces?service=web&lookback=3600")),
+        )
+        .await,
+        time_queries(
+            &client,
+            "service graph (/api/weft/graph, 5 min)",
+            &repeat(format!("{http}/api/weft/graph")),
+        )
+        .await,
+        time_queries(
+            &client,
+            "dependencies (/api/dependencies, 1 h)",
+            &repeat(format!(
+                "{http}/api/dependencies?endTs={}&lookback=3600000",
+                end_us / 1000
+            )),
+        )
+        .await,
+    ];
+    println!("{:<42} {:>10} {:>10} {:>10}", "query", "p50", "p95", "p99");
+    for (name, p50, p95, p99) in results {
+        println!(
+            "{name:<42} {:>8.2}ms {:>8.2}ms {:>8.2}ms",
+            p50.as_secs_f64() * 1000.0,
+            p95.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0
+        );
+    }
+    collector.shutdown().await;
+    if args.db == "postgres" {
+        let mut admin = sqlx::PgConnection::connect(&pg_base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
