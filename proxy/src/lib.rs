@@ -12,8 +12,10 @@ pub mod inbound;
 pub mod listen;
 pub mod outbound;
 pub mod peer;
+mod reload;
 pub mod telemetry;
 pub mod trace;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub sampler: Sampler,
     pub client: http::forward::HttpClient,
+    /// Per-cluster runtime state (balancers, pools, outlier detection).
+    pub traffic: Arc<traffic::Traffic>,
     pub app: SocketAddr,
     pub app_authority: String,
 }
@@ -144,10 +148,12 @@ impl Config {
             local(&admin, "admin")?,
         );
 
+        let traffic = Arc::new(traffic::Traffic::new(&snapshot, metrics.clone()));
         let shared = Arc::new(Shared {
             identity,
             me_header: peer::encode(&me),
             me,
+            traffic,
             snapshot: ArcSwap::from_pointee(snapshot),
             telemetry: Arc::new(Telemetry {
                 metrics: metrics.clone(),
@@ -160,7 +166,7 @@ impl Config {
         });
 
         let (stop, stop_rx) = watch::channel(false);
-        let servers = vec![
+        let mut servers = vec![
             tokio::spawn(listen::serve(
                 inbound,
                 {
@@ -189,6 +195,11 @@ impl Config {
                 stop_rx,
             )),
         ];
+        servers.extend(reload::spawn(
+            shared.clone(),
+            self.config_paths.clone(),
+            stop.subscribe(),
+        ));
         tracing::info!(
             workload = %shared.identity.workload,
             %inbound_addr, %outbound_addr, %admin_addr,

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::Telemetry;
 use super::export::{int_attribute, string_attribute, unix_nanos};
+use super::flags::ResponseFlags;
 use super::metrics::RequestLabels;
 use crate::trace::SpanContext;
 
@@ -30,6 +31,8 @@ pub struct Exchange {
     started_at: SystemTime,
     pub labels: RequestLabels,
     span: Option<SpanDraft>,
+    /// When the current span (the current try, after retries) started.
+    span_started: Option<(Instant, SystemTime)>,
     request_bytes: Arc<AtomicU64>,
     /// A proxy-generated failure (no route, connect failure, ...).
     error: Option<&'static str>,
@@ -48,9 +51,69 @@ impl Exchange {
             started_at: SystemTime::now(),
             labels,
             span,
+            span_started: None,
             request_bytes,
             error: None,
         }
+    }
+
+    /// Sets the response code and Envoy flags (see [`ResponseFlags`]).
+    pub fn set_outcome(&mut self, code: u16, flags: ResponseFlags) {
+        self.labels.response_code = code;
+        self.labels.response_flags = flags.as_str();
+    }
+
+    /// Adds an event (a fault, a retry) to the current span.
+    pub fn add_event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+        if let Some(span) = &mut self.span {
+            span.events.push(span::Event {
+                time_unix_nano: unix_nanos(SystemTime::now()),
+                name: name.to_string(),
+                attributes,
+                dropped_attributes_count: 0,
+            });
+        }
+    }
+
+    /// Whether the request is traced (spans are built only then).
+    pub fn is_traced(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// Ends the current try's span now, with the try's own code and flags and a `retry` event,
+    /// and starts `next` as the span of the following try. The request's metrics are not
+    /// touched: they are recorded once, by [`Exchange::finish`], with the final outcome.
+    pub fn retry_with(
+        &mut self,
+        code: u16,
+        flags: ResponseFlags,
+        error: Option<&'static str>,
+        reason: &'static str,
+        next: Option<SpanDraft>,
+    ) {
+        let now = (Instant::now(), SystemTime::now());
+        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
+        self.add_event("retry", vec![string_attribute("weft.retry.reason", reason)]);
+        if let Some(draft) = self.span.take() {
+            let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+            record_span(
+                &self.telemetry,
+                draft,
+                Timing {
+                    started_at,
+                    elapsed: now.0.saturating_duration_since(started),
+                },
+                Outcome {
+                    code,
+                    flags: flags.as_str(),
+                    error,
+                    request_bytes,
+                    response_bytes: 0,
+                },
+            );
+        }
+        self.span = next;
+        self.span_started = Some(now);
     }
 
     pub fn set_response(&mut self, code: u16, flags: &'static str) {
@@ -82,67 +145,102 @@ impl Exchange {
             response_bytes,
         );
         let Some(draft) = self.span else { return };
-        if !self.telemetry.spans.is_enabled() {
-            return;
-        }
-        let code = self.labels.response_code;
-        let mut attributes = draft.attributes;
-        if code != 0 {
-            attributes.push(int_attribute("http.response.status_code", i64::from(code)));
-        }
-        attributes.push(string_attribute(
-            "weft.response_flags",
-            self.labels.response_flags,
-        ));
-        attributes.push(int_attribute(
-            "http.request.body.size",
-            request_bytes as i64,
-        ));
-        attributes.push(int_attribute(
-            "http.response.body.size",
-            response_bytes as i64,
-        ));
-        let failed = code >= 500 || code == 0 || self.error.is_some();
-        let status = failed.then(|| Status {
-            code: status::StatusCode::Error as i32,
-            message: self.error.unwrap_or_default().to_string(),
-        });
-        if let Some(reason) = self.error {
-            attributes.push(string_attribute("error.type", reason));
-        } else if code >= 500 {
-            attributes.push(string_attribute("error.type", &code.to_string()));
-        }
-        let start = unix_nanos(self.started_at);
-        let context = draft.context;
-        self.telemetry.spans.record(Span {
-            trace_id: context.trace_id.to_bytes().to_vec(),
-            span_id: context.span_id.to_bytes().to_vec(),
-            trace_state: context
-                .tracestate
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            parent_span_id: context
-                .parent_span_id
-                .map(|id| id.to_bytes().to_vec())
-                .unwrap_or_default(),
-            // W3C trace-flags in the low byte, and "parent is remote" bits:
-            // every parent of a proxy span lives in another process.
-            flags: u32::from(u8::from(context.sampling.is_sampled()))
-                | if context.parent_span_id.is_some() {
-                    0x300
-                } else {
-                    0x100
-                },
-            name: draft.name,
-            kind: draft.kind as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + elapsed.as_nanos() as u64,
-            attributes,
-            events: draft.events,
-            status,
-            ..Default::default()
-        });
+        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
+        record_span(
+            &self.telemetry,
+            draft,
+            Timing {
+                started_at,
+                elapsed: started.elapsed(),
+            },
+            Outcome {
+                code: self.labels.response_code,
+                flags: self.labels.response_flags,
+                error: self.error,
+                request_bytes,
+                response_bytes,
+            },
+        );
     }
+}
+
+struct Timing {
+    started_at: SystemTime,
+    elapsed: std::time::Duration,
+}
+
+struct Outcome {
+    code: u16,
+    flags: &'static str,
+    error: Option<&'static str>,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+fn record_span(telemetry: &Telemetry, draft: SpanDraft, timing: Timing, outcome: Outcome) {
+    if !telemetry.spans.is_enabled() {
+        return;
+    }
+    let Outcome {
+        code,
+        flags,
+        error,
+        request_bytes,
+        response_bytes,
+    } = outcome;
+    let mut attributes = draft.attributes;
+    if code != 0 {
+        attributes.push(int_attribute("http.response.status_code", i64::from(code)));
+    }
+    attributes.push(string_attribute("weft.response_flags", flags));
+    attributes.push(int_attribute(
+        "http.request.body.size",
+        request_bytes as i64,
+    ));
+    attributes.push(int_attribute(
+        "http.response.body.size",
+        response_bytes as i64,
+    ));
+    let failed = code >= 500 || code == 0 || error.is_some();
+    let status = failed.then(|| Status {
+        code: status::StatusCode::Error as i32,
+        message: error.unwrap_or_default().to_string(),
+    });
+    if let Some(reason) = error {
+        attributes.push(string_attribute("error.type", reason));
+    } else if code >= 500 {
+        attributes.push(string_attribute("error.type", &code.to_string()));
+    }
+    let start = unix_nanos(timing.started_at);
+    let context = draft.context;
+    telemetry.spans.record(Span {
+        trace_id: context.trace_id.to_bytes().to_vec(),
+        span_id: context.span_id.to_bytes().to_vec(),
+        trace_state: context
+            .tracestate
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        parent_span_id: context
+            .parent_span_id
+            .map(|id| id.to_bytes().to_vec())
+            .unwrap_or_default(),
+        // W3C trace-flags in the low byte, and "parent is remote" bits:
+        // every parent of a proxy span lives in another process.
+        flags: u32::from(u8::from(context.sampling.is_sampled()))
+            | if context.parent_span_id.is_some() {
+                0x300
+            } else {
+                0x100
+            },
+        name: draft.name,
+        kind: draft.kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + timing.elapsed.as_nanos() as u64,
+        attributes,
+        events: draft.events,
+        status,
+        ..Default::default()
+    });
 }

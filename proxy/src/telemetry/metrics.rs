@@ -2,8 +2,8 @@
 //! istio-model.md section 8) and the proxy's own `weft_proxy_*` health.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Istio's label names for HTTP metrics, in Istio's emission order.
@@ -201,6 +201,10 @@ pub struct Metrics {
     pub span_queue_depth: IntGauge,
     pub active_connections: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// Endpoints ejected by outlier detection now, per cluster.
+    pub ejected_endpoints: IntGaugeVec,
+    /// Ejections by outlier detection, per cluster.
+    pub ejections: IntCounterVec,
 }
 
 impl Metrics {
@@ -259,6 +263,22 @@ impl Metrics {
         registry.register(Box::new(span_queue_depth.clone()))?;
         registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let ejected_endpoints = IntGaugeVec::new(
+            Opts::new(
+                "weft_proxy_ejected_endpoints",
+                "Endpoints ejected by outlier detection, per cluster",
+            ),
+            &["cluster"],
+        )?;
+        let ejections = IntCounterVec::new(
+            Opts::new(
+                "weft_proxy_ejections_total",
+                "Outlier detection ejections, per cluster",
+            ),
+            &["cluster"],
+        )?;
+        registry.register(Box::new(ejected_endpoints.clone()))?;
+        registry.register(Box::new(ejections.clone()))?;
         Ok(Self {
             registry,
             requests_total,
@@ -271,6 +291,8 @@ impl Metrics {
             span_queue_depth,
             active_connections,
             config_reloads,
+            ejected_endpoints,
+            ejections,
         })
     }
 

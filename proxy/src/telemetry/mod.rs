@@ -3,10 +3,12 @@
 
 pub mod exchange;
 pub mod export;
+pub mod flags;
 pub mod metrics;
 
 pub use exchange::{Exchange, SpanDraft};
 pub use export::{ExportConfig, Exporter, SpanSink};
+pub use flags::ResponseFlags;
 pub use metrics::{Metrics, Peer, Reporter, RequestLabels};
 
 /// Shared by every request of a proxy.
