@@ -7,3 +7,7 @@ mod mesh;
 mod robustness;
 mod support;
 mod traces;
+mod traffic_reload;
+mod traffic_resilience;
+mod traffic_routing;
+mod traffic_support;
