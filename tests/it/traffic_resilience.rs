@@ -166,15 +166,22 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
     assert_eq!(flags("UT,URX"), 1.0);
 }
 
-/// Whether the cluster's single bad endpoint is ejected, from `/config_dump`.
-async fn ejected(proxy: &TestProxy, address: &str) -> bool {
+/// Whether an endpoint is ejected, and how often it was, from `/config_dump`.
+async fn ejection(proxy: &TestProxy, address: &str) -> (bool, u64) {
     let dump = proxy.config_dump().await;
     dump["clusterRuntime"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|c| c["endpoints"].as_array().into_iter().flatten())
-        .any(|e| e["address"] == address && e["health"]["ejected"] == true)
+        .find(|e| e["address"] == address)
+        .map(|e| {
+            (
+                e["health"]["ejected"] == true,
+                e["health"]["timesEjected"].as_u64().unwrap_or(0),
+            )
+        })
+        .unwrap_or((false, 0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,11 +223,10 @@ async fn outlier_detection_ejects_readmits_and_doubles_the_second_ejection() {
 
     let mut durations = Vec::new();
     for round in 1..=2 {
-        eventually(&format!("ejection {round}"), || async {
-            if ejected(&proxy, &bad_address).await {
-                Ok(())
-            } else {
-                Err(format!("not ejected; bad hits {}", bad.hits()))
+        let times = eventually(&format!("ejection {round}"), || async {
+            match ejection(&proxy, &bad_address).await {
+                (true, times) if times == round => Ok(times),
+                state => Err(format!("{state:?}; bad hits {}", bad.hits())),
             }
         })
         .await;
@@ -229,12 +235,14 @@ async fn outlier_detection_ejects_readmits_and_doubles_the_second_ejection() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let hits_during = bad.hits();
         let mut checked = 0;
-        while ejected(&proxy, &bad_address).await {
-            assert_eq!(
-                bad.hits(),
-                hits_during,
-                "traffic reached an ejected endpoint"
-            );
+        loop {
+            // Read the hits first: if the endpoint is still in the same ejection afterwards,
+            // it was ejected when they were counted.
+            let hits = bad.hits();
+            if ejection(&proxy, &bad_address).await != (true, times) {
+                break;
+            }
+            assert_eq!(hits, hits_during, "traffic reached an ejected endpoint");
             checked += 1;
             assert!(
                 ejected_at.elapsed() < Duration::from_secs(10),
