@@ -210,6 +210,25 @@ pub struct Mesh {
     pub(crate) kubernetes_services: Vec<(String, Vec<u16>)>,
     /// DestinationRules replaced by a later definition of the same name (analyzers only).
     pub(crate) replaced_destination_rules: Vec<DestinationRule>,
+    /// Workloads seen in the files (Kubernetes Services' selectors, Pods, Nodes): known to
+    /// the analyzers (IST0173), not routed to.
+    pub(crate) kubernetes_workloads: KubernetesWorkloads,
+}
+
+/// Kubernetes objects the analyzers consult.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KubernetesWorkloads {
+    /// (service host, namespace, selector).
+    pub(crate) selectors: Vec<(String, String, std::collections::BTreeMap<String, String>)>,
+    /// (namespace, labels, node name).
+    pub(crate) pods: Vec<(
+        String,
+        std::collections::BTreeMap<String, String>,
+        Option<String>,
+    )>,
+    /// Node name → labels.
+    pub(crate) nodes:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Mesh {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+pub(crate) use cluster::labels_match as cluster_labels_match;
 pub use cluster::{Cluster, Endpoint};
 pub use route::{Action, CompiledMirror, CompiledRoute, WeightedCluster};
 
