@@ -217,6 +217,21 @@ impl Config {
     }
 }
 
+/// The runtime for a proxy process: `threads == 1` is a current-thread runtime (one worker,
+/// as the benchmark runs every proxy), `0` one worker per core, else `threads` workers.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Runtime::new(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+}
+
 fn load_snapshot(paths: &[PathBuf], identity: &ProxyIdentity) -> Result<Snapshot, Error> {
     let (mesh, findings) = weft_config::load(paths).map_err(|e| Error::Config(e.to_string()))?;
     for finding in findings
