@@ -244,3 +244,122 @@ fn record_span(telemetry: &Telemetry, draft: SpanDraft, timing: Timing, outcome:
         ..Default::default()
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+    use super::*;
+    use crate::telemetry::{Metrics, Peer, Reporter, SpanSink};
+    use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+
+    fn labels() -> RequestLabels {
+        RequestLabels {
+            reporter: Reporter::Source,
+            source: Peer::unknown(),
+            destination: Peer::unknown(),
+            destination_service: "svc".into(),
+            destination_service_name: "svc".into(),
+            destination_service_namespace: "default".into(),
+            request_protocol: "http",
+            response_code: 0,
+            response_flags: "-",
+            connection_security_policy: "unknown",
+        }
+    }
+
+    fn draft(context: &SpanContext, attempt: i64) -> SpanDraft {
+        SpanDraft {
+            context: context.clone(),
+            kind: SpanKind::Client,
+            name: "GET /".into(),
+            attributes: vec![int_attribute("weft.retry.attempt", attempt)],
+            events: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_span_per_try_and_the_request_counted_once() {
+        let metrics = Metrics::new().unwrap();
+        let (spans, mut queue) = SpanSink::for_test(metrics.clone());
+        let telemetry = Arc::new(Telemetry {
+            metrics: metrics.clone(),
+            spans,
+        });
+        let caller = SpanId::random();
+        let first = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: Some(caller),
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let mut exchange = Exchange::new(
+            telemetry,
+            labels(),
+            Some(draft(&first, 0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let second = Sampler::child_of(&first);
+        let second = SpanContext {
+            parent_span_id: Some(caller),
+            ..second
+        };
+        exchange.retry_with(
+            503,
+            ResponseFlags::NONE,
+            None,
+            "retriable status",
+            Some(draft(&second, 1)),
+        );
+        let third = SpanContext {
+            span_id: SpanId::random(),
+            ..second.clone()
+        };
+        exchange.retry_with(
+            503,
+            ResponseFlags::UF,
+            Some("upstream connect error"),
+            "connect-failure",
+            Some(draft(&third, 2)),
+        );
+        exchange.set_outcome(200, ResponseFlags::NONE);
+        exchange.finish(10);
+
+        let mut received = Vec::new();
+        while let Ok(span) = queue.try_recv() {
+            received.push(span);
+        }
+        assert_eq!(received.len(), 3);
+        let ids: BTreeSet<_> = received.iter().map(|s| s.span_id.clone()).collect();
+        assert_eq!(ids.len(), 3, "each try has its own span");
+        assert!(
+            received
+                .iter()
+                .all(|s| s.parent_span_id == caller.to_bytes().to_vec())
+        );
+        let retried: Vec<_> = received
+            .iter()
+            .map(|s| s.events.iter().any(|e| e.name == "retry"))
+            .collect();
+        assert_eq!(retried, [true, true, false]);
+        let flags = |s: &Span| {
+            s.attributes
+                .iter()
+                .find(|a| a.key == "weft.response_flags")
+                .and_then(|a| a.value.clone())
+        };
+        assert_ne!(flags(&received[1]), flags(&received[2]));
+        let rendered = metrics.render();
+        let requests: Vec<_> = rendered
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .collect();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        assert!(requests[0].contains("response_code=\"200\"") && requests[0].ends_with(" 1"));
+    }
+}
