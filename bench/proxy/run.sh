@@ -6,8 +6,9 @@
 # fixed 2-byte body.
 #
 # Measures: max rps at 64 connections (closed loop), p50/p99 at fixed 1,000 and 5,000 rps
-# (open loop, oha -q with --latency-correction), proxy CPU seconds per 10k requests, proxy RSS
-# idle and during the 1,000 rps run. Writes a Markdown report to $OUT (default
+# (open loop, oha -q with --latency-correction), proxy CPU seconds per 10k requests (user +
+# system, from /proc during the max-rps run), proxy RSS idle (as started, before any traffic)
+# and the peak during the 1,000 rps run. For pairs, CPU and RSS are summed over both proxies. Writes a Markdown report to $OUT (default
 # bench/proxy/results.md) and prints it.
 #
 # Usage: bench/proxy/run.sh            (DURATION=10s by default; DURATION=5s for a quick run)
@@ -95,7 +96,7 @@ haproxy_conf() { # file, listen, next
   cat >"$1" <<EOF
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s
@@ -205,9 +206,10 @@ for target in "${TARGETS[@]}"; do
   IFS='|' read -r name url procs host <<<"$target"
   pids=""
   for p in $procs; do pids="$pids $(pids_of "$p")"; done
+  # Idle: the processes as started, before any traffic reached them.
+  idle_rss=$(rss_kb "$pids")
   # Warm up connections.
   oha_run "$url" "$host" -z 2s -c 64 >/dev/null
-  idle_rss=$(rss_kb "$pids")
   before=$(cpu_ticks "$pids")
   max=$(oha_run "$url" "$host" -z "$DURATION" -c 64)
   after=$(cpu_ticks "$pids")

@@ -75,7 +75,8 @@ pub(crate) async fn handle(
     let labels = RequestLabels {
         reporter: Reporter::Source,
         source: shared.me.clone(),
-        destination: Peer::unknown(),
+        // Set when an endpoint is picked; metrics render it `unknown` otherwise.
+        destination: Peer::not_yet_known(),
         destination_service: "unknown".into(),
         destination_service_name: "unknown".into(),
         destination_service_namespace: "unknown".into(),
@@ -244,11 +245,12 @@ impl Outbound {
     }
 }
 
+/// Labels moved out of an [`Outbound`] leave this behind; it allocates nothing.
 fn placeholder_labels() -> RequestLabels {
     RequestLabels {
         reporter: Reporter::Source,
-        source: Peer::unknown(),
-        destination: Peer::unknown(),
+        source: Peer::not_yet_known(),
+        destination: Peer::not_yet_known(),
         destination_service: String::new(),
         destination_service_name: String::new(),
         destination_service_namespace: String::new(),
@@ -609,20 +611,28 @@ async fn passthrough(
     }
 }
 
-/// Adds an `x-request-id` when the caller sent none (Envoy generates a UUID).
+/// Adds an `x-request-id` when the caller sent none (Envoy generates a UUID v4), formatted on
+/// the stack.
 pub(crate) fn ensure_request_id(headers: &mut http::HeaderMap) {
     if headers.contains_key(REQUEST_ID) {
         return;
     }
-    let bytes: [u8; 16] = rand::random();
-    let mut id = hex::encode(bytes);
-    // UUID v4 layout.
-    id.replace_range(12..13, "4");
-    id.insert(20, '-');
-    id.insert(16, '-');
-    id.insert(12, '-');
-    id.insert(8, '-');
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut id = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id[at] = b'-';
+            at += 1;
+        }
+        id[at] = HEX[usize::from(byte >> 4)];
+        id[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&id) {
         headers.insert(REQUEST_ID, value);
     }
 }

@@ -76,6 +76,21 @@ impl Peer {
         }
     }
 
+    /// A peer about which nothing is known yet, without allocating: every field is empty.
+    /// Metrics render such a destination as [`Peer::unknown`].
+    pub fn not_yet_known() -> Self {
+        Self {
+            workload: String::new(),
+            namespace: String::new(),
+            principal: String::new(),
+            app: String::new(),
+            version: String::new(),
+            canonical_service: String::new(),
+            canonical_revision: String::new(),
+            cluster: String::new(),
+        }
+    }
+
     /// A peer described by workload name, namespace and pod-style labels
     /// (`app`, `version`, `service.istio.io/canonical-*`).
     pub fn from_labels<'a>(
@@ -146,8 +161,14 @@ pub struct RequestLabels {
 
 impl RequestLabels {
     fn values(&self) -> [&str; 25] {
+        static UNKNOWN_PEER: std::sync::LazyLock<Peer> = std::sync::LazyLock::new(Peer::unknown);
         let code = response_code_str(self.response_code);
-        let (s, d) = (&self.source, &self.destination);
+        let d = if self.destination.workload.is_empty() {
+            &*UNKNOWN_PEER
+        } else {
+            &self.destination
+        };
+        let s = &self.source;
         [
             self.reporter.as_str(),
             &s.workload,
