@@ -335,3 +335,99 @@ spec:
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_sticks_to_one_instance_and_generates_the_cookie() {
+    let instances = [
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    ];
+    let lines = endpoints(&instances.iter().map(|u| (u, &[][..])).collect::<Vec<_>>());
+    let rules = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: svc
+  namespace: default
+spec:
+  host: svc
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: sticky
+  namespace: default
+spec:
+  hosts: [sticky.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: PORT_A}}
+  - {address: 127.0.0.1, ports: {http: PORT_B}}
+  - {address: 127.0.0.1, ports: {http: PORT_C}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: sticky
+  namespace: default
+spec:
+  host: sticky
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: session, path: /, ttl: 60s}
+        ringHash: {minimumRingSize: 64}
+---
+"
+    .replace("PORT_A", &instances[0].port().to_string())
+    .replace("PORT_B", &instances[1].port().to_string())
+    .replace("PORT_C", &instances[2].port().to_string());
+    let proxy = TestProxy::start(&format!("{}{rules}", service("svc", &lines))).await;
+
+    // The same header value always reaches the same instance; different users spread.
+    let mut owners = std::collections::BTreeSet::new();
+    for user in 0..12 {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let response = proxy
+                .request(reqwest::Method::GET, "svc", "/")
+                .header("x-user", format!("user-{user}"))
+                .send()
+                .await
+                .expect("get");
+            seen.insert(response.text().await.expect("body"));
+        }
+        assert_eq!(seen.len(), 1, "user-{user} moved between {seen:?}");
+        owners.extend(seen);
+    }
+    assert!(owners.len() >= 2, "every user hashed to {owners:?}");
+
+    // Without the cookie the proxy generates one (with its TTL); sending it back sticks.
+    let first = proxy.get("sticky", "/").await;
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("session=")
+            && cookie.contains("Max-Age=60")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    let value = cookie.split(';').next().unwrap().to_string();
+    let owner = first.text().await.expect("body");
+    for _ in 0..10 {
+        let response = proxy
+            .request(reqwest::Method::GET, "sticky", "/")
+            .header("cookie", &value)
+            .send()
+            .await
+            .expect("get");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(response.text().await.expect("body"), owner);
+    }
+}
