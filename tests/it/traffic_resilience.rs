@@ -120,7 +120,7 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
         endpoints(&[(&good, &[])])
     );
     let slow = Upstream::start("slow").await;
-    slow.delay(Duration::from_millis(400));
+    slow.delay(Duration::from_millis(1500));
     let yaml = format!(
         "{}{}{}{}",
         service("svc", &lines),
@@ -140,7 +140,7 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
     let response = proxy.get("slow", "/route-timeout").await;
     assert_eq!(response.status(), 504);
     assert!(
-        started.elapsed() < Duration::from_millis(350),
+        started.elapsed() < Duration::from_millis(900),
         "{:?}",
         started.elapsed()
     );
@@ -149,7 +149,7 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
     let response = proxy.get("slow", "/per-try").await;
     assert_eq!(response.status(), 504);
     assert!(
-        started.elapsed() < Duration::from_millis(390),
+        started.elapsed() < Duration::from_millis(1200),
         "{:?}",
         started.elapsed()
     );
@@ -272,12 +272,16 @@ async fn outlier_detection_ejects_readmits_and_doubles_the_second_ejection() {
     }
     let (first, second) = (durations[0], durations[1]);
     assert!(
-        first >= Duration::from_millis(700) && first <= Duration::from_millis(1800),
+        first >= Duration::from_millis(700) && first <= Duration::from_millis(2300),
         "first ejection lasted {first:?} (base 1s)"
     );
     assert!(
-        second >= Duration::from_millis(1700) && second <= Duration::from_millis(3200),
+        second >= Duration::from_millis(1700) && second <= Duration::from_millis(4000),
         "second ejection lasted {second:?} (2 × base)"
+    );
+    assert!(
+        second >= first + Duration::from_millis(600),
+        "second ejection ({second:?}) not longer than the first ({first:?})"
     );
     let samples = proxy.scrape().await;
     assert!(
@@ -332,7 +336,7 @@ async fn pool_overflow_answers_503_uo_immediately() {
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 503);
     assert!(
-        elapsed < Duration::from_millis(300),
+        elapsed < Duration::from_millis(700),
         "overflow took {elapsed:?}"
     );
     for request in held {
