@@ -121,14 +121,21 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
     );
     let slow = Upstream::start("slow").await;
     slow.delay(Duration::from_millis(1500));
+    let trickle = Upstream::start("trickle").await;
+    trickle.trickle(Duration::from_millis(1500));
     let yaml = format!(
-        "{}{}{}{}",
+        "{}{}{}{}{}{}",
         service("svc", &lines),
         dr("svc", "    loadBalancer: {simple: ROUND_ROBIN}\n"),
         service("slow", &endpoints(&[(&slow, &[])])),
         vs(
             "slow",
             "  - match: [{uri: {prefix: /route-timeout}}]\n    timeout: 100ms\n    route: [{destination: {host: slow}}]\n  - retries: {attempts: 2, perTryTimeout: 50ms, retryOn: gateway-error}\n    route: [{destination: {host: slow}}]\n"
+        ),
+        service("trickle", &endpoints(&[(&trickle, &[])])),
+        vs(
+            "trickle",
+            "  - timeout: 300ms\n    route: [{destination: {host: trickle}}]\n"
         )
     );
     let proxy = TestProxy::start(&yaml).await;
@@ -154,7 +161,34 @@ async fn connect_failures_are_retried_on_another_host_and_exhaustion_is_urx() {
         started.elapsed()
     );
 
-    let samples = proxy.scrape().await;
+    // The route timeout also covers the response body: the stream is cut.
+    let started = Instant::now();
+    let response = proxy.get("trickle", "/").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.bytes().await.is_err(),
+        "a body past the route timeout completed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let samples = eventually("the cut response counted", || async {
+        let samples = proxy.scrape().await;
+        let cut = sum(
+            &samples,
+            "istio_requests_total",
+            &[("response_code", "200"), ("response_flags", "UT")],
+        );
+        if cut == 1.0 {
+            Ok(samples)
+        } else {
+            Err(cut.to_string())
+        }
+    })
+    .await;
     let flags = |flags: &str| {
         sum(
             &samples,

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,6 +39,8 @@ struct Behaviour {
     fail_per_million: AtomicU32,
     fail_status: AtomicU32,
     latency_ms: AtomicU64,
+    /// Delay between the response head (with a first chunk) and the rest of the body.
+    trickle_ms: AtomicU64,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -107,6 +112,13 @@ impl Upstream {
             .store(latency.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Send the head and a first chunk at once, the rest of the body after `delay`.
+    pub fn trickle(&self, delay: Duration) {
+        self.behaviour
+            .trickle_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
     pub fn hits(&self) -> u64 {
         self.behaviour.hits.load(Ordering::Relaxed)
     }
@@ -120,11 +132,39 @@ impl Upstream {
     }
 }
 
-async fn answer(
-    state: &Behaviour,
-    name: &str,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+/// A body that yields one chunk, then another after a delay.
+struct Trickle {
+    first: Option<Bytes>,
+    rest: Option<(Pin<Box<tokio::time::Sleep>>, Bytes)>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        match &mut self.rest {
+            Some((sleep, _)) => {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let (_, rest) = self.rest.take().expect("rest");
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(rest))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+type AnswerBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn answer(state: &Behaviour, name: &str, request: Request<Incoming>) -> Response<AnswerBody> {
     state.hits.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = request.into_parts();
     let body = body
@@ -157,7 +197,20 @@ async fn answer(
     } else {
         200
     };
-    let mut response = Response::new(Full::new(Bytes::from(name.to_string())));
+    let trickle = state.trickle_ms.load(Ordering::Relaxed);
+    let body: AnswerBody = if trickle > 0 {
+        Trickle {
+            first: Some(Bytes::from(name.to_string())),
+            rest: Some((
+                Box::pin(tokio::time::sleep(Duration::from_millis(trickle))),
+                Bytes::from_static(b"-end"),
+            )),
+        }
+        .boxed()
+    } else {
+        Full::new(Bytes::from(name.to_string())).boxed()
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
     response.headers_mut().insert(
         "x-upstream",

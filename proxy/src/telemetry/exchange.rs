@@ -33,6 +33,10 @@ pub struct Exchange {
     span: Option<SpanDraft>,
     /// When the current span (the current try, after retries) started.
     span_started: Option<(Instant, SystemTime)>,
+    /// Flags set with [`Exchange::set_outcome`].
+    flags: ResponseFlags,
+    /// Set when the route timeout fires while the response body streams.
+    body_timeout: Option<Arc<std::sync::atomic::AtomicBool>>,
     request_bytes: Arc<AtomicU64>,
     /// A proxy-generated failure (no route, connect failure, ...).
     error: Option<&'static str>,
@@ -52,6 +56,8 @@ impl Exchange {
             labels,
             span,
             span_started: None,
+            flags: ResponseFlags::NONE,
+            body_timeout: None,
             request_bytes,
             error: None,
         }
@@ -60,7 +66,15 @@ impl Exchange {
     /// Sets the response code and Envoy flags (see [`ResponseFlags`]).
     pub fn set_outcome(&mut self, code: u16, flags: ResponseFlags) {
         self.labels.response_code = code;
+        self.flags = flags;
         self.labels.response_flags = flags.as_str();
+    }
+
+    /// Watches `timed_out`: when it is set by the time the exchange finishes (the route
+    /// timeout fired while the body streamed and the stream was reset), the request carries
+    /// `UT` too.
+    pub fn watch_body_timeout(&mut self, timed_out: Arc<std::sync::atomic::AtomicBool>) {
+        self.body_timeout = Some(timed_out);
     }
 
     /// Adds an event (a fault, a retry) to the current span.
@@ -135,7 +149,15 @@ impl Exchange {
 
     /// Records metrics and the span. Called exactly once (by the body
     /// wrapper at end of stream or drop).
-    pub fn finish(self, response_bytes: u64) {
+    pub fn finish(mut self, response_bytes: u64) {
+        if self
+            .body_timeout
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            self.labels.response_flags = (self.flags | ResponseFlags::UT).as_str();
+            self.error = Some("upstream request timeout");
+        }
         let elapsed = self.started.elapsed();
         let request_bytes = self.request_bytes.load(Ordering::Relaxed);
         self.telemetry.metrics.record_request(

@@ -5,8 +5,10 @@
 //! **once** with the final code and flags (`URX` when retries were exhausted, `UT`, `UF`,
 //! `UC`, `UH`, `UO`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -279,8 +281,17 @@ pub async fn forward(
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 exchange.set_outcome(parts.status.as_u16(), base | exhausted);
+                // The route timeout covers the response body too (Envoy: until the upstream
+                // response is complete); past it the stream is reset.
+                let timed_out = Arc::new(AtomicBool::new(false));
+                let deadline = deadline.map(|deadline| {
+                    exchange.watch_body_timeout(timed_out.clone());
+                    Box::pin(tokio::time::sleep_until(deadline))
+                });
                 let body = Held {
                     inner: body,
+                    deadline,
+                    timed_out,
                     _admission: admission,
                     _guard: guard,
                 };
@@ -452,10 +463,18 @@ fn finish(response: Response<Full<Bytes>>, exchange: Exchange) -> Response<Proxy
     response.map(|body| boxed(Observed::new(body, exchange)))
 }
 
+/// The route timeout fired while the response body was streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream request timeout")]
+pub struct BodyTimeout;
+
 /// The response body of the final try: keeps the try's circuit-breaker admission and the
-/// endpoint's active-request count until the body ends.
+/// endpoint's active-request count until the body ends, and enforces the rest of the route
+/// timeout on it.
 struct Held<B> {
     inner: B,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    timed_out: Arc<AtomicBool>,
     _admission: Admission,
     _guard: super::EndpointGuard,
 }
@@ -463,15 +482,26 @@ struct Held<B> {
 impl<B> Body for Held<B>
 where
     B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if let Some(deadline) = &mut self.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.deadline = None;
+            self.timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(BodyTimeout.into())));
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
