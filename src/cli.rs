@@ -148,6 +148,9 @@ pub struct ProxyArgs {
     /// Seconds between metric pushes to the collector.
     #[arg(long, default_value_t = 10)]
     pub metrics_interval: u64,
+    /// Worker threads: 1 runs the proxy on a single-threaded runtime, 0 uses one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// OTLP transport to the collector: grpc (--collector http://HOST:4317)
     /// or http (protobuf; --collector http://HOST:4318).
     #[arg(long, value_enum, default_value_t = OtlpProtocolArg::Grpc)]
@@ -217,7 +220,11 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Check(args) = &cli.command {
         return check(args);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match &cli.command {
+        Command::Proxy(args) => weft_proxy::runtime(args.threads),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

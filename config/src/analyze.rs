@@ -1,5 +1,8 @@
 //! Mesh-wide checks in the spirit of `istioctl analyze` (istio-model.md §9): references from
-//! VirtualServices to hosts, ports and subsets (IST0101, IST0112) and to delegates.
+//! VirtualServices to hosts, ports and subsets (IST0101, IST0112) and to delegates;
+//! conflicting mesh VirtualServices (IST0109), unreachable rules and ineffective matches
+//! (IST0130, IST0131) in `routes`; subsets selecting no workload (IST0173) and rules for
+//! unknown hosts (IST0174) in `rules`. Deprecations (IST0002) are reported by validation.
 //!
 //! weft sees only the files it is given, not Kubernetes Services, so an unknown host is a
 //! warning here (istioctl reports an error). A subset or port missing on a host that weft does
@@ -11,6 +14,9 @@ use crate::mesh::{
 };
 use crate::path::FieldPath;
 
+mod routes;
+mod rules;
+
 const REFERENCED_RESOURCE_NOT_FOUND: &str = "IST0101";
 const PORT_SELECTOR_REQUIRED: &str = "IST0112";
 
@@ -20,6 +26,9 @@ pub(crate) fn analyze(mesh: &Mesh) -> Vec<Finding> {
     for vs in mesh.virtual_services() {
         destinations(mesh, vs, &mut findings);
     }
+    routes::conflicting_mesh_hosts(mesh, &mut findings);
+    routes::unreachable_rules(mesh, &mut findings);
+    rules::destination_rules(mesh, &mut findings);
     findings
 }
 

@@ -269,6 +269,8 @@ impl Loader {
         struct ServiceSpec {
             #[serde(default, deserialize_with = "model::null_default")]
             ports: Vec<ServicePort>,
+            #[serde(default, deserialize_with = "model::null_default")]
+            selector: std::collections::BTreeMap<String, String>,
         }
         #[derive(Deserialize)]
         struct ServicePort {
@@ -280,12 +282,58 @@ impl Loader {
         let Ok(service) = serde_yaml::from_str::<Service>(chunk.text) else {
             return;
         };
-        let ports = service
+        let (ports, selector) = service
             .spec
-            .map(|spec| spec.ports.iter().filter_map(|p| p.port).collect())
+            .map(|spec| {
+                (
+                    spec.ports.iter().filter_map(|p| p.port).collect(),
+                    spec.selector,
+                )
+            })
             .unwrap_or_default();
         let host = crate::mesh::expand_host(name, namespace);
+        if !selector.is_empty() {
+            self.mesh.kubernetes_workloads.selectors.push((
+                host.clone(),
+                namespace.clone(),
+                selector,
+            ));
+        }
         self.mesh.kubernetes_services.push((host, ports));
+    }
+
+    /// Remembers the labels (and node) of a Pod and the labels of a Node, for IST0173.
+    fn kubernetes_workload(&mut self, chunk: Chunk<'_>, subject: &Subject, kind: &str) {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: Option<Metadata>,
+            spec: Option<PodSpec>,
+        }
+        #[derive(Deserialize)]
+        struct Metadata {
+            #[serde(default, deserialize_with = "model::null_default")]
+            labels: std::collections::BTreeMap<String, String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PodSpec {
+            node_name: Option<String>,
+        }
+        let Ok(object) = serde_yaml::from_str::<Object>(chunk.text) else {
+            return;
+        };
+        let labels = object.metadata.map(|m| m.labels).unwrap_or_default();
+        let workloads = &mut self.mesh.kubernetes_workloads;
+        match (kind, &subject.name, &subject.namespace) {
+            ("Node", Some(name), _) => {
+                workloads.nodes.insert(name.clone(), labels);
+            }
+            ("Pod", _, Some(namespace)) => {
+                let node = object.spec.and_then(|s| s.node_name);
+                workloads.pods.push((namespace.clone(), labels, node));
+            }
+            _ => {}
+        }
     }
 
     fn locate(chunk: Chunk<'_>, field: &FieldPath) -> (usize, usize) {
@@ -342,6 +390,9 @@ impl Loader {
             _ => {
                 if api_version == "v1" && kind_name == "Service" {
                     self.kubernetes_service(chunk, &subject);
+                }
+                if api_version == "v1" && matches!(kind_name.as_str(), "Pod" | "Node") {
+                    self.kubernetes_workload(chunk, &subject, &kind_name);
                 }
                 let message =
                     format!("skipped: {kind_name} ({api_version}) is not handled by weft yet");

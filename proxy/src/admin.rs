@@ -27,7 +27,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         ),
         "/ready" | "/healthz/ready" => text(StatusCode::OK, "text/plain", "LIVE\n".into()),
         "/config_dump" => {
-            let dump = shared.snapshot.load().dump();
+            let mut dump = shared.snapshot.load().dump();
+            dump["clusterRuntime"] = shared.traffic.dump();
             let body = serde_json::to_string_pretty(&dump).unwrap_or_default();
             text(StatusCode::OK, "application/json", body)
         }

@@ -13,9 +13,11 @@ pub mod inbound;
 pub mod listen;
 pub mod outbound;
 pub mod peer;
+mod reload;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -115,6 +117,8 @@ pub(crate) struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub sampler: Sampler,
     pub client: http::forward::HttpClient,
+    /// Per-cluster runtime state (balancers, pools, outlier detection).
+    pub traffic: Arc<traffic::Traffic>,
     pub app: SocketAddr,
     pub app_authority: String,
     /// Mutual TLS (`None`: plaintext only).
@@ -228,10 +232,12 @@ impl Config {
             local(&admin, "admin")?,
         );
 
+        let traffic = Arc::new(traffic::Traffic::new(&snapshot, metrics.clone()));
         let shared = Arc::new(Shared {
             identity,
             me_header: peer::encode(&me),
             me,
+            traffic,
             snapshot: ArcSwap::from_pointee(snapshot),
             telemetry: Arc::new(Telemetry {
                 metrics: metrics.clone(),
@@ -246,7 +252,7 @@ impl Config {
             own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 
-        let servers = vec![
+        let mut servers = vec![
             // Inbound: PeerAuthentication, mTLS and authorization (issue 4).
             tokio::spawn(tls::inbound::serve(
                 inbound,
@@ -276,6 +282,11 @@ impl Config {
                 stop_rx,
             )),
         ];
+        servers.extend(reload::spawn(
+            shared.clone(),
+            self.config_paths.clone(),
+            stop.subscribe(),
+        ));
         tracing::info!(
             workload = %shared.identity.workload,
             %inbound_addr, %outbound_addr, %admin_addr,
@@ -290,6 +301,21 @@ impl Config {
             exporter,
             shared,
         })
+    }
+}
+
+/// The runtime for a proxy process: `threads == 1` is a current-thread runtime (one worker,
+/// as the benchmark runs every proxy), `0` one worker per core, else `threads` workers.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Runtime::new(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
     }
 }
 

@@ -1,16 +1,25 @@
 //! The outbound listener: the application's HTTP proxy. Each request is
-//! routed by the compiled VirtualService/DestinationRule/ServiceEntry config,
-//! traced with a CLIENT span, counted with `reporter="source"`, and sent to
-//! the chosen endpoint (the peer sidecar's inbound listener).
+//! routed by the compiled VirtualService/DestinationRule/ServiceEntry config
+//! ([`weft_config::Snapshot::decide`]): forwarded to a cluster (see
+//! [`crate::traffic`] for retries, pools, balancing and outlier detection),
+//! redirected, answered directly, or refused (404 `NR`, 503 `NC`). Every
+//! request is traced with CLIENT spans (one per try), counted once with
+//! `reporter="source"`, and sent to the chosen endpoint (the peer sidecar's
+//! inbound listener).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
 use hyper::body::Incoming;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use weft_config::{RequestInfo, RouteDecision};
+use weft_config::snapshot::WeightedCluster;
+use weft_config::snapshot::policy::AbortStatus;
+use weft_config::{Cluster, CompiledRoute, Decision, RequestInfo, Snapshot};
 
 use crate::Shared;
 use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
@@ -18,8 +27,12 @@ use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::peer::PEER_HEADER;
 use crate::telemetry::exchange::request_head_bytes;
 use crate::telemetry::export::{int_attribute, string_attribute};
-use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
+use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, ResponseFlags, SpanDraft};
+use crate::trace::SpanContext;
 use crate::trace::context::REQUEST_ID;
+use crate::traffic::balance::{self, Balancer, HashKey};
+use crate::traffic::forward::{self, Forward, RequestBody, Upstream};
+use crate::traffic::{ClusterState, actions, mirror};
 
 /// The target of an outbound request as the application addressed it.
 pub(crate) struct Target {
@@ -53,18 +66,18 @@ pub(crate) fn target(uri: &http::Uri, headers: &http::HeaderMap) -> Option<Targe
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-    _remote: SocketAddr,
+    remote: SocketAddr,
 ) -> Response<ProxyBody> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let request_bytes = Arc::new(AtomicU64::new(request_head_bytes(&parts)));
     let body = boxed(Counting::new(body, request_bytes.clone()));
 
     let context = shared.sampler.start_span(&parts.headers);
-    let path = parts.uri.path().to_string();
-    let mut labels = RequestLabels {
+    let labels = RequestLabels {
         reporter: Reporter::Source,
         source: shared.me.clone(),
-        destination: Peer::unknown(),
+        // Set when an endpoint is picked; metrics render it `unknown` otherwise.
+        destination: Peer::not_yet_known(),
         destination_service: "unknown".into(),
         destination_service_name: "unknown".into(),
         destination_service_namespace: "unknown".into(),
@@ -73,35 +86,17 @@ pub(crate) async fn handle(
         response_flags: "-",
         connection_security_policy: "unknown",
     };
-    let span = |name_host: &str, attributes| {
-        context.sampling.is_sampled().then(|| SpanDraft {
-            context: context.clone(),
-            kind: SpanKind::Client,
-            name: format!("{} {}", parts.method, path),
-            attributes: {
-                let mut all = vec![
-                    string_attribute("http.request.method", parts.method.as_str()),
-                    string_attribute("url.path", &path),
-                    string_attribute("server.address", name_host),
-                    string_attribute("network.protocol.version", version_str(parts.version)),
-                    string_attribute("weft.source.workload", &shared.me.workload),
-                    string_attribute("weft.source.namespace", &shared.me.namespace),
-                    string_attribute("weft.source.version", &shared.me.version),
-                ];
-                all.extend::<Vec<_>>(attributes);
-                all
-            },
-            events: Vec::new(),
-        })
+    let mut request = Outbound {
+        shared,
+        context,
+        labels,
+        request_bytes,
+        parts,
+        remote,
     };
 
-    let Some(target) = target(&parts.uri, &parts.headers) else {
-        let mut exchange = Exchange::new(
-            shared.telemetry.clone(),
-            labels,
-            span("unknown", Vec::new()),
-            request_bytes,
-        );
+    let Some(target) = target(&request.parts.uri, &request.parts.headers) else {
+        let mut exchange = request.exchange("unknown", Vec::new());
         exchange.set_response(400, "-");
         exchange.set_error("missing host");
         return respond(
@@ -110,165 +105,533 @@ pub(crate) async fn handle(
         );
     };
 
-    let snapshot = shared.snapshot.load_full();
+    let snapshot = request.shared.snapshot.load_full();
+    let uri = request.parts.uri.clone();
     let info = RequestInfo {
         host: &target.host,
         port: target.port,
-        method: parts.method.as_str(),
-        path: &path,
-        query: parts.uri.query(),
-        scheme: parts.uri.scheme_str().unwrap_or("http"),
-        headers: &parts.headers,
+        method: request.parts.method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        scheme: uri.scheme_str().unwrap_or("http"),
+        headers: &request.parts.headers,
     };
-    let mut upstream_tls = crate::tls::Upstream::Plaintext;
-    let (authority, draft) = match snapshot.route(&info, rand::random()) {
-        RouteDecision::Route { route, cluster } => {
-            labels.destination_service = cluster.service_host.clone();
-            let (name, namespace) = split_service(&cluster.service_host);
-            labels.destination_service_name = name.into();
-            labels.destination_service_namespace = namespace.into();
-            let mut attributes = vec![
-                string_attribute("weft.upstream_cluster", &cluster.name),
-                int_attribute("weft.retry.attempt", 0),
-            ];
-            if let Some(name) = &route.name {
-                attributes.push(string_attribute("weft.route", name));
-            }
-            if let Some(subset) = &cluster.subset {
-                attributes.push(string_attribute("weft.subset", subset));
-            }
-            let Some(endpoint) = cluster.next_endpoint() else {
-                let mut exchange = Exchange::new(
-                    shared.telemetry.clone(),
-                    labels,
-                    span(&target.host, attributes),
-                    request_bytes,
-                );
-                exchange.set_response(503, "UH");
-                exchange.set_error("no healthy upstream");
-                return respond(
-                    synthetic(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
-                    exchange,
-                );
-            };
-            // mTLS per DestinationRule tls.mode or auto mTLS (issue 4).
-            upstream_tls = crate::tls::Upstream::decide(
+    match snapshot.decide(&info, rand::random()) {
+        Decision::Route {
+            route,
+            destination,
+            cluster,
+        } if !cluster.is_original_destination() => {
+            routed(
+                request,
                 &snapshot,
+                &target,
+                route,
+                destination,
                 cluster,
-                endpoint,
-                shared
-                    .mesh
-                    .as_ref()
-                    .map(|m| m.identity.trust_domain.as_str()),
-            );
-            labels.destination = Peer::from_labels(&endpoint.workload, &endpoint.namespace, |k| {
-                endpoint.labels.get(k).map(String::as_str)
-            });
-            attributes.push(string_attribute(
-                "weft.destination.workload",
-                &endpoint.workload,
-            ));
-            attributes.push(string_attribute(
-                "weft.destination.namespace",
-                &endpoint.namespace,
-            ));
-            attributes.push(string_attribute(
-                "weft.destination.version",
-                &labels.destination.version,
-            ));
-            attributes.push(string_attribute(
-                "network.peer.address",
-                &endpoint.authority(),
-            ));
-            (endpoint.authority(), span(&target.host, attributes))
+                body,
+            )
+            .await
         }
-        RouteDecision::Passthrough if shared.is_own_address(&target.host, target.port) => {
+        Decision::Route { .. } | Decision::Passthrough
+            if request.shared.is_own_address(&target.host, target.port) =>
+        {
             // Forwarding to ourselves would loop until sockets run out.
-            labels.destination_service = target.host.clone();
-            let mut exchange = Exchange::new(
-                shared.telemetry.clone(),
-                labels,
-                span(&target.host, Vec::new()),
-                request_bytes,
-            );
-            exchange.set_response(502, "-");
+            request.labels.destination_service = target.host.clone();
+            let mut exchange = request.exchange(&target.host, Vec::new());
+            exchange.set_outcome(502, ResponseFlags::NONE);
             exchange.set_error("request loop");
-            return respond(
+            respond(
                 synthetic(
                     StatusCode::BAD_GATEWAY,
                     "request loop: the target is this proxy\n",
                 ),
                 exchange,
-            );
+            )
         }
-        RouteDecision::Passthrough => {
-            labels.destination_service = target.host.clone();
-            labels.destination_service_name = "PassthroughCluster".into();
-            let authority = format!("{}:{}", target.host, target.port);
-            let attributes = vec![string_attribute(
-                "weft.upstream_cluster",
-                "PassthroughCluster",
-            )];
-            (authority, span(&target.host, attributes))
-        }
-        RouteDecision::NoRoute => {
-            labels.destination_service = target.host.clone();
-            let mut exchange = Exchange::new(
-                shared.telemetry.clone(),
-                labels,
-                span(&target.host, Vec::new()),
-                request_bytes,
-            );
-            exchange.set_response(404, "NR");
+        Decision::Route { .. } | Decision::Passthrough => passthrough(request, &target, body).await,
+        Decision::NoRoute { .. } => {
+            request.labels.destination_service = target.host.clone();
+            let mut exchange = request.exchange(&target.host, Vec::new());
+            exchange.set_outcome(404, ResponseFlags::NR);
             exchange.set_error("no route");
-            return respond(synthetic(StatusCode::NOT_FOUND, ""), exchange);
+            respond(synthetic(StatusCode::NOT_FOUND, ""), exchange)
         }
-        RouteDecision::NoCluster => {
-            labels.destination_service = target.host.clone();
-            let mut exchange = Exchange::new(
-                shared.telemetry.clone(),
-                labels,
-                span(&target.host, Vec::new()),
-                request_bytes,
-            );
-            exchange.set_response(503, "NC");
+        Decision::NoCluster { .. } => {
+            request.labels.destination_service = target.host.clone();
+            let mut exchange = request.exchange(&target.host, Vec::new());
+            exchange.set_outcome(503, ResponseFlags::NC);
             exchange.set_error("cluster not found");
-            return respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange);
+            respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange)
         }
-    };
-    let mut exchange = Exchange::new(shared.telemetry.clone(), labels, draft, request_bytes);
-
-    strip_hop_by_hop(&mut parts.headers);
-    context.inject(&mut parts.headers);
-    ensure_request_id(&mut parts.headers);
-    match &shared.me_header {
-        Some(me) => {
-            parts.headers.insert(PEER_HEADER, me.clone());
+        Decision::Redirect { route, redirect } => {
+            request.labels.destination_service = target.host.clone();
+            let explicit_port = target.authority.to_str().is_ok_and(|a| {
+                a.parse::<http::uri::Authority>()
+                    .is_ok_and(|a| a.port().is_some())
+            });
+            let location = actions::redirect_location(
+                redirect,
+                &actions::RequestParts {
+                    scheme: uri.scheme_str().unwrap_or("http"),
+                    host: &target.host,
+                    port: target.port,
+                    explicit_port,
+                    path: uri.path(),
+                    query: uri.query(),
+                },
+            );
+            let mut response = actions::redirect_response(redirect, &location);
+            apply_response_headers(response.headers_mut(), route, None);
+            let mut exchange = request.exchange(&target.host, route_attributes(route));
+            exchange.set_outcome(response.status().as_u16(), ResponseFlags::NONE);
+            respond(response, exchange)
         }
-        None => {
-            parts.headers.remove(PEER_HEADER);
+        Decision::DirectResponse { route, response } => {
+            request.labels.destination_service = target.host.clone();
+            let mut response = actions::direct_response(response);
+            apply_response_headers(response.headers_mut(), route, None);
+            let mut exchange = request.exchange(&target.host, route_attributes(route));
+            exchange.set_outcome(response.status().as_u16(), ResponseFlags::NONE);
+            respond(response, exchange)
         }
     }
-    let mut upstream_request = Request::from_parts(parts, body);
+}
+
+/// One outbound request while it is being routed.
+struct Outbound {
+    shared: Arc<Shared>,
+    context: SpanContext,
+    labels: RequestLabels,
+    request_bytes: Arc<AtomicU64>,
+    parts: http::request::Parts,
+    remote: SocketAddr,
+}
+
+impl Outbound {
+    fn span_name(&self) -> String {
+        format!("{} {}", self.parts.method, self.parts.uri.path())
+    }
+
+    fn base_attributes(&self, host: &str, extra: Vec<KeyValue>) -> Vec<KeyValue> {
+        let me = &self.shared.me;
+        let mut all = vec![
+            string_attribute("http.request.method", self.parts.method.as_str()),
+            string_attribute("url.path", self.parts.uri.path()),
+            string_attribute("server.address", host),
+            string_attribute("network.protocol.version", version_str(self.parts.version)),
+            string_attribute("weft.source.workload", &me.workload),
+            string_attribute("weft.source.namespace", &me.namespace),
+            string_attribute("weft.source.version", &me.version),
+        ];
+        all.extend(extra);
+        all
+    }
+
+    fn draft(&self, context: &SpanContext, attributes: Vec<KeyValue>) -> Option<SpanDraft> {
+        context.sampling.is_sampled().then(|| SpanDraft {
+            context: context.clone(),
+            kind: SpanKind::Client,
+            name: self.span_name(),
+            attributes,
+            events: Vec::new(),
+        })
+    }
+
+    /// The exchange of a request answered without (or before) an upstream try.
+    fn exchange(&mut self, host: &str, extra: Vec<KeyValue>) -> Exchange {
+        let draft = self
+            .context
+            .sampling
+            .is_sampled()
+            .then(|| self.base_attributes(host, extra))
+            .and_then(|attributes| self.draft(&self.context, attributes));
+        Exchange::new(
+            self.shared.telemetry.clone(),
+            std::mem::replace(&mut self.labels, placeholder_labels()),
+            draft,
+            self.request_bytes.clone(),
+        )
+    }
+
+    /// Headers every upstream request carries: no hop-by-hop headers, a request id, the
+    /// peer-metadata header.
+    fn prepare_headers(&mut self) {
+        let headers = &mut self.parts.headers;
+        strip_hop_by_hop(headers);
+        ensure_request_id(headers);
+        match &self.shared.me_header {
+            Some(me) => {
+                headers.insert(PEER_HEADER, me.clone());
+            }
+            None => {
+                headers.remove(PEER_HEADER);
+            }
+        }
+    }
+}
+
+/// Labels moved out of an [`Outbound`] leave this behind; it allocates nothing.
+fn placeholder_labels() -> RequestLabels {
+    RequestLabels {
+        reporter: Reporter::Source,
+        source: Peer::not_yet_known(),
+        destination: Peer::not_yet_known(),
+        destination_service: String::new(),
+        destination_service_name: String::new(),
+        destination_service_namespace: String::new(),
+        request_protocol: "http",
+        response_code: 0,
+        response_flags: "-",
+        connection_security_policy: "unknown",
+    }
+}
+
+fn route_attributes(route: &CompiledRoute) -> Vec<KeyValue> {
+    route
+        .name
+        .as_ref()
+        .map(|name| vec![string_attribute("weft.route", name)])
+        .unwrap_or_default()
+}
+
+/// Response header operations: the rule's, then the destination's (istio-model.md §1.6).
+fn apply_response_headers(
+    headers: &mut http::HeaderMap,
+    route: &CompiledRoute,
+    destination: Option<&WeightedCluster>,
+) {
+    if let Some(policy) = &route.header_policy {
+        policy.response.apply(headers);
+    }
+    if let Some(policy) = destination.and_then(|d| d.header_policy.as_ref()) {
+        policy.response.apply(headers);
+    }
+}
+
+/// Rolls a per-million share.
+fn roll(per_million: u32) -> bool {
+    per_million >= 1_000_000 || (per_million > 0 && rand::random_range(0..1_000_000) < per_million)
+}
+
+async fn routed(
+    mut request: Outbound,
+    snapshot: &Snapshot,
+    target: &Target,
+    route: &CompiledRoute,
+    destination: &WeightedCluster,
+    cluster: &Cluster,
+    body: ProxyBody,
+) -> Response<ProxyBody> {
+    let shared = request.shared.clone();
+    let state = shared.traffic.cluster(cluster);
+    request.labels.destination_service = cluster.service_host.clone();
+    let (name, namespace) = split_service(&cluster.service_host);
+    request.labels.destination_service_name = name.into();
+    request.labels.destination_service_namespace = namespace.into();
+    let traced = request.context.sampling.is_sampled();
+    let base_attributes = if traced {
+        let mut extra = vec![string_attribute("weft.upstream_cluster", &cluster.name)];
+        extra.extend(route_attributes(route));
+        if let Some(subset) = &cluster.subset {
+            extra.push(string_attribute("weft.subset", subset));
+        }
+        request.base_attributes(&target.host, extra)
+    } else {
+        Vec::new()
+    };
+    let mut exchange = Exchange::new(
+        shared.telemetry.clone(),
+        std::mem::replace(&mut request.labels, placeholder_labels()),
+        request.draft(&request.context, base_attributes.clone()),
+        request.request_bytes.clone(),
+    );
+
+    // CORS preflights are answered here when the origin is allowed.
+    let origin = request.parts.headers.get(header::ORIGIN).cloned();
+    let cors = route
+        .cors
+        .as_ref()
+        .zip(origin.as_ref())
+        .filter(|(cors, origin)| origin.to_str().is_ok_and(|o| cors.allows(o)));
+    if let Some(policy) = &route.cors
+        && actions::is_preflight(&request.parts.method, &request.parts.headers)
+    {
+        match cors {
+            Some((cors, origin)) => {
+                exchange.set_outcome(200, ResponseFlags::NONE);
+                return respond(actions::preflight_response(cors, origin), exchange);
+            }
+            None if !policy.forward_unmatched_preflights => {
+                exchange.set_outcome(200, ResponseFlags::NONE);
+                return respond(synthetic(StatusCode::OK, ""), exchange);
+            }
+            None => {}
+        }
+    }
+
+    // Faults: the delay first, then the abort; an abort is a local reply (never retried), and
+    // the delay does not count against the route timeout (istio-model.md §1.5).
+    let mut flags = ResponseFlags::NONE;
+    if let Some(fault) = &route.fault_policy {
+        if let Some((delay, share)) = fault.delay
+            && roll(share)
+        {
+            exchange.add_event(
+                "fault.delay",
+                vec![int_attribute(
+                    "weft.fault.delay_ms",
+                    delay.as_millis() as i64,
+                )],
+            );
+            flags |= ResponseFlags::DI;
+            tokio::time::sleep(delay).await;
+        }
+        if let Some((status, share)) = fault.abort
+            && roll(share)
+        {
+            let (response, code, grpc) = fault_abort(status);
+            exchange.add_event(
+                "fault.abort",
+                vec![int_attribute(
+                    "weft.fault.status",
+                    i64::from(grpc.unwrap_or(u32::from(code))),
+                )],
+            );
+            exchange.set_outcome(code, flags | ResponseFlags::FI);
+            exchange.set_error("fault injected");
+            return respond(response, exchange);
+        }
+    }
+
+    // The request as it goes upstream.
+    request.prepare_headers();
+    let mut host = target.authority.clone();
+    for policy in [
+        route.header_policy.as_ref(),
+        destination.header_policy.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        policy.request.apply(&mut request.parts.headers);
+        if let Some(authority) = &policy.request.authority {
+            host = authority.clone();
+        }
+    }
+    if let Some(authority) = route.rewrite.as_ref().and_then(|r| r.authority.as_deref())
+        && let Ok(value) = HeaderValue::from_str(authority)
+    {
+        host = value;
+    }
+    let path_and_query = match actions::rewritten_path(route, request.parts.uri.path()) {
+        Some(path) => {
+            let text = match request.parts.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            http::uri::PathAndQuery::try_from(text).ok()
+        }
+        None => request.parts.uri.path_and_query().cloned(),
+    }
+    .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+
+    let (hash, cookie) = request_hash(&state, &request);
+    let body = match RequestBody::read(body).await {
+        Ok(body) => body,
+        Err(_) => {
+            exchange.set_outcome(0, flags | ResponseFlags::DC);
+            exchange.set_error("downstream connection termination");
+            return respond(synthetic(StatusCode::BAD_REQUEST, ""), exchange);
+        }
+    };
+    let upstream = Upstream {
+        method: request.parts.method.clone(),
+        path_and_query,
+        host,
+        headers: std::mem::take(&mut request.parts.headers),
+        body,
+    };
+
+    for mirror in &route.mirrors {
+        let (Some(bytes), Some(mirror_cluster)) =
+            (upstream.body.bytes(), mirror.cluster(target.port))
+        else {
+            continue;
+        };
+        if roll((mirror.percentage.clamp(0.0, 100.0) * 10_000.0).round() as u32) {
+            mirror::spawn(
+                &shared.traffic,
+                shared.traffic.cluster(mirror_cluster),
+                mirror::Copy {
+                    method: &upstream.method,
+                    path_and_query: &upstream.path_and_query,
+                    host: &upstream.host,
+                    headers: &upstream.headers,
+                    body: bytes,
+                    context: &request.context,
+                },
+            );
+        }
+    }
+
+    let span_name = if traced {
+        request.span_name()
+    } else {
+        String::new()
+    };
+    let (mut response, _) = forward::forward(
+        Forward {
+            mesh: forward::MeshRoute {
+                shared: &shared,
+                snapshot,
+                cluster,
+            },
+            cluster: state,
+            policy: &route.retry_policy,
+            timeout: route.timeout,
+            hash,
+            context: request.context.clone(),
+            base_attributes,
+            span_name,
+            flags,
+        },
+        upstream,
+        exchange,
+    )
+    .await;
+    let headers = response.headers_mut();
+    apply_response_headers(headers, route, Some(destination));
+    if let Some((cors, origin)) = cors {
+        actions::decorate_response(cors, origin, headers);
+    }
+    if let Some(cookie) = cookie {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The answer of an abort fault: the HTTP status, or 200 with `grpc-status` for gRPC.
+fn fault_abort(status: AbortStatus) -> (Response<Full<Bytes>>, u16, Option<u32>) {
+    match status {
+        AbortStatus::Http(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            (
+                synthetic(status, "fault filter abort"),
+                status.as_u16(),
+                None,
+            )
+        }
+        AbortStatus::Grpc(code) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert("grpc-status", HeaderValue::from(code));
+            headers.insert(
+                "grpc-message",
+                HeaderValue::from_static("fault filter abort"),
+            );
+            (response, 200, Some(code))
+        }
+    }
+}
+
+/// The consistent-hash key of a request, and a `Set-Cookie` when a cookie key was generated.
+fn request_hash(state: &ClusterState, request: &Outbound) -> (Option<u64>, Option<HeaderValue>) {
+    let Balancer::Ring { key, .. } = &state.balancer else {
+        return (None, None);
+    };
+    let headers = &request.parts.headers;
+    match key {
+        HashKey::Header(name) => (
+            headers.get(name).map(|v| balance::hash_bytes(v.as_bytes())),
+            None,
+        ),
+        HashKey::SourceIp => {
+            let ip = request.remote.ip().to_string();
+            (Some(balance::hash_bytes(ip.as_bytes())), None)
+        }
+        HashKey::QueryParameter(name) => {
+            let value = request.parts.uri.query().and_then(|query| {
+                query.split('&').find_map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k == name).then_some(v)
+                })
+            });
+            (value.map(|v| balance::hash_bytes(v.as_bytes())), None)
+        }
+        HashKey::Cookie { name, path, ttl } => {
+            let found = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|pair| {
+                    let (k, v) = pair.trim().split_once('=')?;
+                    (k == name).then_some(v)
+                });
+            if let Some(value) = found {
+                return (Some(balance::hash_bytes(value.as_bytes())), None);
+            }
+            // Envoy generates the cookie when a TTL is configured (0: session cookie).
+            let Some(ttl) = ttl else { return (None, None) };
+            let value = hex::encode(rand::random::<[u8; 8]>());
+            let mut cookie = format!("{name}={value}");
+            if let Some(path) = path {
+                cookie.push_str("; Path=");
+                cookie.push_str(path);
+            }
+            if !ttl.is_zero() {
+                cookie.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+            }
+            cookie.push_str("; HttpOnly");
+            (
+                Some(balance::hash_bytes(value.as_bytes())),
+                HeaderValue::from_str(&cookie).ok(),
+            )
+        }
+    }
+}
+
+/// Unknown hosts (and `resolution: NONE` services): one try to the original destination.
+async fn passthrough(
+    mut request: Outbound,
+    target: &Target,
+    body: ProxyBody,
+) -> Response<ProxyBody> {
+    let shared = request.shared.clone();
+    request.labels.destination_service = target.host.clone();
+    request.labels.destination_service_name = "PassthroughCluster".into();
+    let authority = format!("{}:{}", target.host, target.port);
+    let mut exchange = request.exchange(
+        &target.host,
+        vec![string_attribute(
+            "weft.upstream_cluster",
+            "PassthroughCluster",
+        )],
+    );
+    request.prepare_headers();
+    request.context.inject(&mut request.parts.headers);
+    let mut upstream_request = Request::from_parts(request.parts, body);
     if retarget(&mut upstream_request, &authority, &target.authority).is_err() {
-        exchange.set_response(503, "UF");
+        exchange.set_outcome(503, ResponseFlags::UF);
         exchange.set_error("invalid upstream address");
         return respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange);
     }
-    match crate::tls::upstream::send(&shared, &upstream_tls, upstream_request).await {
+    match shared.client.request(upstream_request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
-            if let Some(peer) = parts.extensions.get::<crate::tls::upstream::UpstreamPeer>() {
-                exchange.labels.destination.principal = peer.0.to_string();
-            }
             strip_hop_by_hop(&mut parts.headers);
-            exchange.set_response(parts.status.as_u16(), "-");
+            exchange.set_outcome(parts.status.as_u16(), ResponseFlags::NONE);
             exchange.set_response_head(&parts.headers);
             Response::from_parts(parts, boxed(Observed::new(body, exchange)))
         }
         Err(error) => {
             tracing::debug!(%error, upstream = %authority, "upstream request failed");
-            exchange.set_response(503, "UF");
+            exchange.set_outcome(503, ResponseFlags::UF);
             exchange.set_error("upstream connect error");
             respond(
                 synthetic(
@@ -281,20 +644,28 @@ pub(crate) async fn handle(
     }
 }
 
-/// Adds an `x-request-id` when the caller sent none (Envoy generates a UUID).
+/// Adds an `x-request-id` when the caller sent none (Envoy generates a UUID v4), formatted on
+/// the stack.
 pub(crate) fn ensure_request_id(headers: &mut http::HeaderMap) {
     if headers.contains_key(REQUEST_ID) {
         return;
     }
-    let bytes: [u8; 16] = rand::random();
-    let mut id = hex::encode(bytes);
-    // UUID v4 layout.
-    id.replace_range(12..13, "4");
-    id.insert(20, '-');
-    id.insert(16, '-');
-    id.insert(12, '-');
-    id.insert(8, '-');
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut id = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id[at] = b'-';
+            at += 1;
+        }
+        id[at] = HEX[usize::from(byte >> 4)];
+        id[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&id) {
         headers.insert(REQUEST_ID, value);
     }
 }

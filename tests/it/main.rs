@@ -14,3 +14,7 @@ mod security_support;
 mod support;
 mod telemetry;
 mod traces;
+mod traffic_reload;
+mod traffic_resilience;
+mod traffic_routing;
+mod traffic_support;

@@ -238,6 +238,25 @@ pub struct Mesh {
     pub(crate) peer_authentications: Vec<crate::security::PeerAuthentication>,
     pub(crate) authorization_policies: Vec<crate::security::AuthorizationPolicy>,
     pub(crate) request_authentications: Vec<crate::security::RequestAuthentication>,
+    /// Workloads seen in the files (Kubernetes Services' selectors, Pods, Nodes): known to
+    /// the analyzers (IST0173), not routed to.
+    pub(crate) kubernetes_workloads: KubernetesWorkloads,
+}
+
+/// Kubernetes objects the analyzers consult.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KubernetesWorkloads {
+    /// (service host, namespace, selector).
+    pub(crate) selectors: Vec<(String, String, std::collections::BTreeMap<String, String>)>,
+    /// (namespace, labels, node name).
+    pub(crate) pods: Vec<(
+        String,
+        std::collections::BTreeMap<String, String>,
+        Option<String>,
+    )>,
+    /// Node name → labels.
+    pub(crate) nodes:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Mesh {

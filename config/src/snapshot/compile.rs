@@ -11,6 +11,7 @@ use crate::mesh::{
 
 use super::cluster::{Cluster, build_cluster, cluster_name, labels_match};
 use super::host::DomainTable;
+use super::policy::{CorsPolicy, FaultPolicy, HeaderPolicy, RetryPolicy};
 use super::route::{
     Action, CompiledMirror, CompiledRoute, Conditions, Matcher, Target, WeightedCluster,
 };
@@ -182,6 +183,7 @@ impl<'m> Compiler<'m> {
                 destination,
                 weight: 100,
                 headers: None,
+                header_policy: None,
                 target,
             }]),
             timeout: None,
@@ -191,6 +193,10 @@ impl<'m> Compiler<'m> {
             rewrite: None,
             cors_policy: None,
             mirrors: Vec::new(),
+            retry_policy: RetryPolicy::istio_default(),
+            fault_policy: None,
+            cors: None,
+            header_policy: None,
             matcher: Matcher::default(),
         }
     }
@@ -215,6 +221,10 @@ impl<'m> Compiler<'m> {
                             destination,
                             weight: weighted.weight,
                             headers: weighted.headers.clone(),
+                            header_policy: weighted
+                                .headers
+                                .as_ref()
+                                .and_then(HeaderPolicy::from_model),
                             target,
                         }
                     })
@@ -253,6 +263,13 @@ impl<'m> Compiler<'m> {
             rewrite: rule.rewrite.clone(),
             cors_policy: rule.cors_policy.clone(),
             mirrors,
+            retry_policy: rule
+                .retries
+                .as_ref()
+                .map_or_else(RetryPolicy::istio_default, RetryPolicy::from_model),
+            fault_policy: rule.fault.as_ref().and_then(FaultPolicy::from_model),
+            cors: rule.cors_policy.as_ref().map(CorsPolicy::from_model),
+            header_policy: rule.headers.as_ref().and_then(HeaderPolicy::from_model),
             matcher,
         }
     }

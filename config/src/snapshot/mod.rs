@@ -6,6 +6,7 @@
 mod cluster;
 mod compile;
 mod host;
+pub mod policy;
 mod route;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+pub(crate) use cluster::labels_match as cluster_labels_match;
 pub use cluster::{Cluster, Endpoint};
 pub use route::{Action, CompiledMirror, CompiledRoute, WeightedCluster};
 
@@ -105,6 +107,8 @@ pub enum Decision<'a> {
     Route {
         /// The matched route.
         route: &'a CompiledRoute,
+        /// The picked weighted destination (its header operations apply after the route's).
+        destination: &'a WeightedCluster,
         /// The picked cluster.
         cluster: &'a Cluster,
     },
@@ -228,7 +232,11 @@ impl Snapshot {
             return match &route.action {
                 Action::Route(_) => match route.pick(random) {
                     Some(weighted) => match weighted.cluster(request.port) {
-                        Some(cluster) => Decision::Route { route, cluster },
+                        Some(cluster) => Decision::Route {
+                            route,
+                            destination: weighted,
+                            cluster,
+                        },
                         None => Decision::NoCluster {
                             route,
                             destination: Some(&weighted.destination),
@@ -255,7 +263,7 @@ impl Snapshot {
             Decision::Route { cluster, .. } if cluster.is_original_destination() => {
                 RouteDecision::Passthrough
             }
-            Decision::Route { route, cluster } => RouteDecision::Route { route, cluster },
+            Decision::Route { route, cluster, .. } => RouteDecision::Route { route, cluster },
             Decision::Passthrough => RouteDecision::Passthrough,
             Decision::NoCluster { .. } => RouteDecision::NoCluster,
             Decision::NoRoute { .. }

@@ -11,6 +11,7 @@ use http::header::HeaderMap;
 use crate::mesh::{Destination, HttpMatch, Rewrite, StringMatcher};
 use crate::model;
 
+use super::policy::{CorsPolicy, FaultPolicy, HeaderPolicy, RetryPolicy};
 use super::{Cluster, ObjectRef, RequestInfo};
 
 /// One entry of a virtual host's route table: a (rule × match) of a VirtualService (or the
@@ -42,6 +43,14 @@ pub struct CompiledRoute {
     pub cors_policy: Option<model::CorsPolicy>,
     /// Mirrors.
     pub mirrors: Vec<CompiledMirror>,
+    /// The retry policy in force: the route's, else Istio's default.
+    pub retry_policy: RetryPolicy,
+    /// The fault, when it can fire.
+    pub fault_policy: Option<FaultPolicy>,
+    /// The compiled CORS policy.
+    pub cors: Option<CorsPolicy>,
+    /// Compiled rule-level header operations.
+    pub header_policy: Option<HeaderPolicy>,
     pub(crate) matcher: Matcher,
 }
 
@@ -65,6 +74,8 @@ pub struct WeightedCluster {
     pub weight: u32,
     /// Destination-level header operations (applied after the rule's).
     pub headers: Option<model::Headers>,
+    /// Compiled destination-level header operations.
+    pub header_policy: Option<HeaderPolicy>,
     pub(crate) target: Target,
 }
 
@@ -158,6 +169,20 @@ impl CompiledRoute {
     /// A short text of the match conditions (for dumps).
     pub fn describe_match(&self) -> Vec<String> {
         self.matcher.describe()
+    }
+
+    /// The `uri.prefix` this route matched by, if it matched by prefix (the innermost one for
+    /// delegates): `rewrite.uri` replaces only that prefix (Envoy `prefix_rewrite`,
+    /// istio-model.md §1.5).
+    pub fn matched_prefix(&self) -> Option<&str> {
+        self.matcher
+            .all
+            .iter()
+            .rev()
+            .find_map(|conditions| match &conditions.uri {
+                Some(StringMatcher::Prefix(prefix)) => Some(prefix.as_str()),
+                _ => None,
+            })
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::Telemetry;
 use super::export::{int_attribute, string_attribute, unix_nanos};
+use super::flags::ResponseFlags;
 use super::metrics::RequestLabels;
 use crate::trace::SpanContext;
 
@@ -30,6 +31,12 @@ pub struct Exchange {
     started_at: SystemTime,
     pub labels: RequestLabels,
     span: Option<SpanDraft>,
+    /// When the current span (the current try, after retries) started.
+    span_started: Option<(Instant, SystemTime)>,
+    /// Flags set with [`Exchange::set_outcome`].
+    flags: ResponseFlags,
+    /// Set when the route timeout fires while the response body streams.
+    body_timeout: Option<Arc<std::sync::atomic::AtomicBool>>,
     request_bytes: Arc<AtomicU64>,
     /// A proxy-generated failure (no route, connect failure, ...).
     error: Option<&'static str>,
@@ -71,6 +78,9 @@ impl Exchange {
             started_at: SystemTime::now(),
             labels,
             span,
+            span_started: None,
+            flags: ResponseFlags::NONE,
+            body_timeout: None,
             request_bytes,
             error: None,
             response_header_bytes: 0,
@@ -81,6 +91,73 @@ impl Exchange {
     pub fn set_response_head(&mut self, headers: &http::HeaderMap) {
         // "HTTP/1.1 200 OK CRLF"
         self.response_header_bytes = 17 + header_block_bytes(headers);
+    }
+
+    /// Sets the response code and Envoy flags (see [`ResponseFlags`]).
+    pub fn set_outcome(&mut self, code: u16, flags: ResponseFlags) {
+        self.labels.response_code = code;
+        self.flags = flags;
+        self.labels.response_flags = flags.as_str();
+    }
+
+    /// Watches `timed_out`: when it is set by the time the exchange finishes (the route
+    /// timeout fired while the body streamed and the stream was reset), the request carries
+    /// `UT` too.
+    pub fn watch_body_timeout(&mut self, timed_out: Arc<std::sync::atomic::AtomicBool>) {
+        self.body_timeout = Some(timed_out);
+    }
+
+    /// Adds an event (a fault, a retry) to the current span.
+    pub fn add_event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+        if let Some(span) = &mut self.span {
+            span.events.push(span::Event {
+                time_unix_nano: unix_nanos(SystemTime::now()),
+                name: name.to_string(),
+                attributes,
+                dropped_attributes_count: 0,
+            });
+        }
+    }
+
+    /// Whether the request is traced (spans are built only then).
+    pub fn is_traced(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// Ends the current try's span now, with the try's own code and flags and a `retry` event,
+    /// and starts `next` as the span of the following try. The request's metrics are not
+    /// touched: they are recorded once, by [`Exchange::finish`], with the final outcome.
+    pub fn retry_with(
+        &mut self,
+        code: u16,
+        flags: ResponseFlags,
+        error: Option<&'static str>,
+        reason: &'static str,
+        next: Option<SpanDraft>,
+    ) {
+        let now = (Instant::now(), SystemTime::now());
+        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
+        self.add_event("retry", vec![string_attribute("weft.retry.reason", reason)]);
+        if let Some(draft) = self.span.take() {
+            let request_bytes = self.request_bytes.load(Ordering::Relaxed);
+            record_span(
+                &self.telemetry,
+                draft,
+                Timing {
+                    started_at,
+                    elapsed: now.0.saturating_duration_since(started),
+                },
+                Outcome {
+                    code,
+                    flags: flags.as_str(),
+                    error,
+                    request_bytes,
+                    response_bytes: 0,
+                },
+            );
+        }
+        self.span = next;
+        self.span_started = Some(now);
     }
 
     pub fn set_response(&mut self, code: u16, flags: &'static str) {
@@ -102,7 +179,15 @@ impl Exchange {
 
     /// Records metrics and the span. Called exactly once (by the body
     /// wrapper at end of stream or drop).
-    pub fn finish(self, response_bytes: u64) {
+    pub fn finish(mut self, response_bytes: u64) {
+        if self
+            .body_timeout
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            self.labels.response_flags = (self.flags | ResponseFlags::UT).as_str();
+            self.error = Some("upstream request timeout");
+        }
         let elapsed = self.started.elapsed();
         let request_bytes = self.request_bytes.load(Ordering::Relaxed);
         self.telemetry.metrics.record_request(
@@ -112,65 +197,216 @@ impl Exchange {
             response_bytes + self.response_header_bytes,
         );
         let Some(draft) = self.span else { return };
-        if !self.telemetry.spans.is_enabled() {
-            return;
+        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
+        record_span(
+            &self.telemetry,
+            draft,
+            Timing {
+                started_at,
+                elapsed: started.elapsed(),
+            },
+            Outcome {
+                code: self.labels.response_code,
+                flags: self.labels.response_flags,
+                error: self.error,
+                request_bytes,
+                response_bytes: response_bytes + self.response_header_bytes,
+            },
+        );
+    }
+}
+
+struct Timing {
+    started_at: SystemTime,
+    elapsed: std::time::Duration,
+}
+
+struct Outcome {
+    code: u16,
+    flags: &'static str,
+    error: Option<&'static str>,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+fn record_span(telemetry: &Telemetry, draft: SpanDraft, timing: Timing, outcome: Outcome) {
+    if !telemetry.spans.is_enabled() {
+        return;
+    }
+    let Outcome {
+        code,
+        flags,
+        error,
+        request_bytes,
+        response_bytes,
+    } = outcome;
+    let mut attributes = draft.attributes;
+    if code != 0 {
+        attributes.push(int_attribute("http.response.status_code", i64::from(code)));
+    }
+    attributes.push(string_attribute("weft.response_flags", flags));
+    // Semantic conventions' `http.*.size`: wire bytes, head included.
+    attributes.push(int_attribute("http.request.size", request_bytes as i64));
+    attributes.push(int_attribute("http.response.size", response_bytes as i64));
+    let failed = code >= 500 || code == 0 || error.is_some();
+    let status = failed.then(|| Status {
+        code: status::StatusCode::Error as i32,
+        message: error.unwrap_or_default().to_string(),
+    });
+    if let Some(reason) = error {
+        attributes.push(string_attribute("error.type", reason));
+    } else if code >= 500 {
+        attributes.push(string_attribute("error.type", &code.to_string()));
+    }
+    let start = unix_nanos(timing.started_at);
+    let context = draft.context;
+    telemetry.spans.record(Span {
+        trace_id: context.trace_id.to_bytes().to_vec(),
+        span_id: context.span_id.to_bytes().to_vec(),
+        trace_state: context
+            .tracestate
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        parent_span_id: context
+            .parent_span_id
+            .map(|id| id.to_bytes().to_vec())
+            .unwrap_or_default(),
+        // W3C trace-flags in the low byte, and "parent is remote" bits:
+        // every parent of a proxy span lives in another process.
+        flags: u32::from(u8::from(context.sampling.is_sampled()))
+            | if context.parent_span_id.is_some() {
+                0x300
+            } else {
+                0x100
+            },
+        name: draft.name,
+        kind: draft.kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + timing.elapsed.as_nanos() as u64,
+        attributes,
+        events: draft.events,
+        status,
+        ..Default::default()
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+    use super::*;
+    use crate::telemetry::{Metrics, Peer, Reporter, SpanSink};
+    use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+
+    fn labels() -> RequestLabels {
+        RequestLabels {
+            reporter: Reporter::Source,
+            source: Peer::unknown(),
+            destination: Peer::unknown(),
+            destination_service: "svc".into(),
+            destination_service_name: "svc".into(),
+            destination_service_namespace: "default".into(),
+            request_protocol: "http",
+            response_code: 0,
+            response_flags: "-",
+            connection_security_policy: "unknown",
         }
-        let code = self.labels.response_code;
-        let mut attributes = draft.attributes;
-        if code != 0 {
-            attributes.push(int_attribute("http.response.status_code", i64::from(code)));
+    }
+
+    fn draft(context: &SpanContext, attempt: i64) -> SpanDraft {
+        SpanDraft {
+            context: context.clone(),
+            kind: SpanKind::Client,
+            name: "GET /".into(),
+            attributes: vec![int_attribute("weft.retry.attempt", attempt)],
+            events: Vec::new(),
         }
-        attributes.push(string_attribute(
-            "weft.response_flags",
-            self.labels.response_flags,
-        ));
-        // Semantic conventions' `http.*.size`: wire bytes, head included.
-        attributes.push(int_attribute("http.request.size", request_bytes as i64));
-        attributes.push(int_attribute(
-            "http.response.size",
-            (response_bytes + self.response_header_bytes) as i64,
-        ));
-        let failed = code >= 500 || code == 0 || self.error.is_some();
-        let status = failed.then(|| Status {
-            code: status::StatusCode::Error as i32,
-            message: self.error.unwrap_or_default().to_string(),
+    }
+
+    #[tokio::test]
+    async fn one_span_per_try_and_the_request_counted_once() {
+        let metrics = Metrics::new().unwrap();
+        let (spans, mut queue) = SpanSink::for_test(metrics.clone());
+        let telemetry = Arc::new(Telemetry {
+            metrics: metrics.clone(),
+            spans,
         });
-        if let Some(reason) = self.error {
-            attributes.push(string_attribute("error.type", reason));
-        } else if code >= 500 {
-            attributes.push(string_attribute("error.type", &code.to_string()));
+        let caller = SpanId::random();
+        let first = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: Some(caller),
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let mut exchange = Exchange::new(
+            telemetry,
+            labels(),
+            Some(draft(&first, 0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let second = Sampler::child_of(&first);
+        let second = SpanContext {
+            parent_span_id: Some(caller),
+            ..second
+        };
+        exchange.retry_with(
+            503,
+            ResponseFlags::NONE,
+            None,
+            "retriable status",
+            Some(draft(&second, 1)),
+        );
+        let third = SpanContext {
+            span_id: SpanId::random(),
+            ..second.clone()
+        };
+        exchange.retry_with(
+            503,
+            ResponseFlags::UF,
+            Some("upstream connect error"),
+            "connect-failure",
+            Some(draft(&third, 2)),
+        );
+        exchange.set_outcome(200, ResponseFlags::NONE);
+        exchange.finish(10);
+
+        let mut received = Vec::new();
+        while let Ok(span) = queue.try_recv() {
+            received.push(span);
         }
-        let start = unix_nanos(self.started_at);
-        let context = draft.context;
-        self.telemetry.spans.record(Span {
-            trace_id: context.trace_id.to_bytes().to_vec(),
-            span_id: context.span_id.to_bytes().to_vec(),
-            trace_state: context
-                .tracestate
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            parent_span_id: context
-                .parent_span_id
-                .map(|id| id.to_bytes().to_vec())
-                .unwrap_or_default(),
-            // W3C trace-flags in the low byte, and "parent is remote" bits:
-            // every parent of a proxy span lives in another process.
-            flags: u32::from(u8::from(context.sampling.is_sampled()))
-                | if context.parent_span_id.is_some() {
-                    0x300
-                } else {
-                    0x100
-                },
-            name: draft.name,
-            kind: draft.kind as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + elapsed.as_nanos() as u64,
-            attributes,
-            events: draft.events,
-            status,
-            ..Default::default()
-        });
+        assert_eq!(received.len(), 3);
+        let ids: BTreeSet<_> = received.iter().map(|s| s.span_id.clone()).collect();
+        assert_eq!(ids.len(), 3, "each try has its own span");
+        assert!(
+            received
+                .iter()
+                .all(|s| s.parent_span_id == caller.to_bytes().to_vec())
+        );
+        let retried: Vec<_> = received
+            .iter()
+            .map(|s| s.events.iter().any(|e| e.name == "retry"))
+            .collect();
+        assert_eq!(retried, [true, true, false]);
+        let flags = |s: &Span| {
+            s.attributes
+                .iter()
+                .find(|a| a.key == "weft.response_flags")
+                .and_then(|a| a.value.clone())
+        };
+        assert_ne!(flags(&received[1]), flags(&received[2]));
+        let rendered = metrics.render();
+        let requests: Vec<_> = rendered
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .collect();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        assert!(requests[0].contains("response_code=\"200\"") && requests[0].ends_with(" 1"));
     }
 }

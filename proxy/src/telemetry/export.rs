@@ -98,6 +98,19 @@ impl SpanSink {
         }
     }
 
+    /// A sink whose spans the test reads from the returned queue.
+    #[cfg(test)]
+    pub(crate) fn for_test(metrics: Metrics) -> (Self, mpsc::Receiver<Span>) {
+        let (queue, spans) = mpsc::channel(64);
+        (
+            Self {
+                queue: Some(queue),
+                metrics,
+            },
+            spans,
+        )
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.queue.is_some()
     }

@@ -1,8 +1,12 @@
 //! Istio's standard RED metrics (names, labels and Envoy's default buckets,
 //! istio-model.md section 8) and the proxy's own `weft_proxy_*` health.
 
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::sync::{Arc, RwLock};
+
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -69,6 +73,21 @@ impl Peer {
             canonical_service: UNKNOWN.into(),
             canonical_revision: "latest".into(),
             cluster: UNKNOWN.into(),
+        }
+    }
+
+    /// A peer about which nothing is known yet, without allocating: every field is empty.
+    /// Metrics render such a destination as [`Peer::unknown`].
+    pub fn not_yet_known() -> Self {
+        Self {
+            workload: String::new(),
+            namespace: String::new(),
+            principal: String::new(),
+            app: String::new(),
+            version: String::new(),
+            canonical_service: String::new(),
+            canonical_revision: String::new(),
+            cluster: String::new(),
         }
     }
 
@@ -142,8 +161,14 @@ pub struct RequestLabels {
 
 impl RequestLabels {
     fn values(&self) -> [&str; 25] {
+        static UNKNOWN_PEER: std::sync::LazyLock<Peer> = std::sync::LazyLock::new(Peer::unknown);
         let code = response_code_str(self.response_code);
-        let (s, d) = (&self.source, &self.destination);
+        let d = if self.destination.workload.is_empty() {
+            &*UNKNOWN_PEER
+        } else {
+            &self.destination
+        };
+        let s = &self.source;
         [
             self.reporter.as_str(),
             &s.workload,
@@ -187,9 +212,58 @@ fn response_code_str(code: u16) -> &'static str {
     codes.get(usize::from(code)).copied().unwrap_or("0")
 }
 
+/// The four series of one label set, resolved once.
+struct Series {
+    values: Box<[Box<str>]>,
+    requests: IntCounter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+/// Label sets seen so far → their series, so that recording a request hashes its 25 label
+/// values once with a fast hash instead of four times with prometheus' SipHash and lock.
+#[derive(Default)]
+struct SeriesCache {
+    by_hash: RwLock<HashMap<u64, Arc<Series>>>,
+}
+
+/// Past this many label sets the cache stops growing (prometheus' own lookup still works).
+const SERIES_CACHE_LIMIT: usize = 16 * 1024;
+
+/// FxHash over the label values (not DoS-sensitive: values come from config and peers, and
+/// a collision only costs a comparison).
+fn hash_values(values: &[&str]) -> u64 {
+    struct Fx(u64);
+    impl Hasher for Fx {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+            let mut chunks = bytes.chunks_exact(8);
+            for chunk in &mut chunks {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+            }
+            for byte in chunks.remainder() {
+                self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(K);
+            }
+            self.0 = (self.0.rotate_left(5) ^ 0xff).wrapping_mul(K);
+        }
+    }
+    let mut hasher = Fx(0);
+    for value in values {
+        hasher.write(value.as_bytes());
+    }
+    hasher.finish()
+}
+
 /// The proxy's metrics registry.
 #[derive(Clone)]
 pub struct Metrics {
+    series: Arc<SeriesCache>,
     registry: Registry,
     requests_total: IntCounterVec,
     request_duration: HistogramVec,
@@ -207,6 +281,10 @@ pub struct Metrics {
     pub config_info: IntGaugeVec,
     /// Configured share (percent) of each weighted route destination.
     pub route_weight: GaugeVec,
+    /// Endpoints ejected by outlier detection now, per cluster.
+    pub ejected_endpoints: IntGaugeVec,
+    /// Ejections by outlier detection, per cluster.
+    pub ejections: IntCounterVec,
 }
 
 impl Metrics {
@@ -298,7 +376,24 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(inbound_refused.clone()))?;
+        let ejected_endpoints = IntGaugeVec::new(
+            Opts::new(
+                "weft_proxy_ejected_endpoints",
+                "Endpoints ejected by outlier detection, per cluster",
+            ),
+            &["cluster"],
+        )?;
+        let ejections = IntCounterVec::new(
+            Opts::new(
+                "weft_proxy_ejections_total",
+                "Outlier detection ejections, per cluster",
+            ),
+            &["cluster"],
+        )?;
+        registry.register(Box::new(ejected_endpoints.clone()))?;
+        registry.register(Box::new(ejections.clone()))?;
         Ok(Self {
+            series: Arc::new(SeriesCache::default()),
             registry,
             requests_total,
             request_duration,
@@ -313,6 +408,8 @@ impl Metrics {
             inbound_refused,
             config_info,
             route_weight,
+            ejected_endpoints,
+            ejections,
         })
     }
 
@@ -325,16 +422,35 @@ impl Metrics {
         response_bytes: u64,
     ) {
         let values = labels.values();
-        self.requests_total.with_label_values(&values).inc();
-        self.request_duration
-            .with_label_values(&values)
-            .observe(duration_ms);
-        self.request_bytes
-            .with_label_values(&values)
-            .observe(request_bytes as f64);
-        self.response_bytes
-            .with_label_values(&values)
-            .observe(response_bytes as f64);
+        let series = self.series(&values);
+        series.requests.inc();
+        series.duration.observe(duration_ms);
+        series.request_bytes.observe(request_bytes as f64);
+        series.response_bytes.observe(response_bytes as f64);
+    }
+
+    /// The series of a label set, from the cache when seen before.
+    fn series(&self, values: &[&str; 25]) -> Arc<Series> {
+        let hash = hash_values(values);
+        if let Ok(cache) = self.series.by_hash.read()
+            && let Some(series) = cache.get(&hash)
+            && series.values.iter().zip(values).all(|(a, b)| &**a == *b)
+        {
+            return series.clone();
+        }
+        let series = Arc::new(Series {
+            values: values.iter().map(|v| Box::from(*v)).collect(),
+            requests: self.requests_total.with_label_values(values),
+            duration: self.request_duration.with_label_values(values),
+            request_bytes: self.request_bytes.with_label_values(values),
+            response_bytes: self.response_bytes.with_label_values(values),
+        });
+        if let Ok(mut cache) = self.series.by_hash.write()
+            && cache.len() < SERIES_CACHE_LIMIT
+        {
+            cache.insert(hash, series.clone());
+        }
+        series
     }
 
     /// The Prometheus text exposition of every metric.

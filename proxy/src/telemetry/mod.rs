@@ -3,11 +3,13 @@
 
 pub mod exchange;
 pub mod export;
+pub mod flags;
 pub mod metrics;
 pub mod routes;
 
 pub use exchange::{Exchange, SpanDraft};
 pub use export::{ExportConfig, Exporter, SpanSink};
+pub use flags::ResponseFlags;
 pub use metrics::{Metrics, Peer, Reporter, RequestLabels};
 
 /// Shared by every request of a proxy.

@@ -247,22 +247,3 @@ impl MeshClients {
         Ok(client)
     }
 }
-
-/// Sends a request the way `upstream` says (the outbound handler's hook).
-pub(crate) async fn send(
-    shared: &crate::Shared,
-    upstream: &Upstream,
-    request: http::Request<ProxyBody>,
-) -> Result<http::Response<hyper::body::Incoming>, Box<dyn std::error::Error + Send + Sync>> {
-    match upstream {
-        Upstream::Plaintext => Ok(shared.client.request(request).await?),
-        Upstream::Mesh(expected) => {
-            let mesh = shared
-                .mesh
-                .as_ref()
-                .ok_or("mutual TLS needs a workload certificate")?;
-            Ok(mesh.clients.client(expected)?.request(request).await?)
-        }
-        Upstream::Unsupported(what) => Err(format!("{what} is not supported yet").into()),
-    }
-}

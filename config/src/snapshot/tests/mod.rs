@@ -88,7 +88,7 @@ impl Request {
 /// `passthrough`.
 pub(super) fn outcome(snapshot: &Snapshot, request: &Request, random: u32) -> String {
     match snapshot.decide(&request.info(), random) {
-        Decision::Route { route, cluster } => format!(
+        Decision::Route { route, cluster, .. } => format!(
             "route {} -> {}",
             route.name.as_deref().unwrap_or("-"),
             cluster.name
