@@ -8,11 +8,13 @@
 
 pub mod admin;
 pub mod authz;
+mod control_watch;
 pub mod http;
 pub mod inbound;
 pub mod listen;
 pub mod outbound;
 pub mod peer;
+mod swap;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;
@@ -163,7 +165,20 @@ impl Config {
             service_account: self.service_account.clone(),
             labels: self.labels.clone(),
         };
-        let snapshot = load_snapshot(&self.config_paths, &identity)?;
+        // Config source: the control plane's watch (`weft proxy --control`) or files.
+        let control_config = self.tls.clone().filter(|tls| tls.config_from_control);
+        let (snapshot, control_version) = match &control_config {
+            Some(_) if !self.config_paths.is_empty() => {
+                return Err(Error::Config(
+                    "the mesh config comes from files or from the control plane, not both".into(),
+                ));
+            }
+            Some(tls) => {
+                let (version, snapshot) = control_watch::initial(tls, &identity).await?;
+                (snapshot, Some(version))
+            }
+            None => (load_snapshot(&self.config_paths, &identity)?, None),
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mesh = match &self.tls {
             Some(config) => {
@@ -246,7 +261,7 @@ impl Config {
             own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 
-        let servers = vec![
+        let mut servers = vec![
             // Inbound: PeerAuthentication, mTLS and authorization (issue 4).
             tokio::spawn(tls::inbound::serve(
                 inbound,
@@ -273,9 +288,12 @@ impl Config {
                     move |request, _remote| admin::handle(shared.clone(), request)
                 },
                 metrics,
-                stop_rx,
+                stop_rx.clone(),
             )),
         ];
+        if let (Some(tls), Some(version)) = (control_config, control_version) {
+            servers.push(control_watch::spawn(shared.clone(), tls, version, stop_rx));
+        }
         tracing::info!(
             workload = %shared.identity.workload,
             %inbound_addr, %outbound_addr, %admin_addr,

@@ -7,6 +7,7 @@ mod demo_cli;
 mod mesh;
 mod propagation;
 mod robustness;
+mod security_cli;
 mod security_jwt;
 mod security_mtls;
 mod security_support;

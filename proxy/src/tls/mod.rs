@@ -32,6 +32,9 @@ pub struct MeshTlsConfig {
     pub trust_domain: String,
     /// Certificate lifetime to ask for (`None`: the control plane's default).
     pub cert_lifetime: Option<Duration>,
+    /// Also take the mesh config from this control plane (`GET /v1/config`, watched) instead
+    /// of `Config::config_paths`, which must then be empty (`weft proxy --control`).
+    pub config_from_control: bool,
 }
 
 /// TLS failures.
