@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub mesh: Option<MeshTls>,
     /// JWKS fetched for RequestAuthentication `jwksUri`.
     pub jwks: authz::jwt::JwksCache,
+    /// TLS origination clients (DestinationRule `tls.mode` SIMPLE / MUTUAL).
+    pub origination: tls::origination::OriginationClients,
     /// This proxy's own listeners: passthrough to one of them is a loop.
     pub own_addrs: [SocketAddr; 3],
 }
@@ -258,6 +260,7 @@ impl Config {
             app_authority: self.app.to_string(),
             mesh,
             jwks: authz::jwt::JwksCache::default(),
+            origination: Default::default(),
             own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 

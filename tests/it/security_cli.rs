@@ -84,8 +84,21 @@ async fn run(args: &[&str]) -> String {
 
 /// Starts a long-running command and returns it with the rest of its first stdout line that
 /// starts with `prefix`.
-async fn start(args: &[&str], prefix: &str) -> (Child, String) {
-    let mut child = weft().args(args).spawn().expect("start weft");
+pub(crate) async fn start(args: &[&str], prefix: &str) -> (Child, String) {
+    start_with_env(args, prefix, &[]).await
+}
+
+/// [`start`] with extra environment variables for the child.
+pub(crate) async fn start_with_env(
+    args: &[&str],
+    prefix: &str,
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let mut child = weft()
+        .args(args)
+        .envs(env.iter().copied())
+        .spawn()
+        .expect("start weft");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(patience(), async {
@@ -106,7 +119,7 @@ async fn start(args: &[&str], prefix: &str) -> (Child, String) {
 }
 
 /// The addresses a `weft proxy` printed: `inbound A outbound B admin C`.
-fn proxy_addrs(line: &str) -> [SocketAddr; 3] {
+pub(crate) fn proxy_addrs(line: &str) -> [SocketAddr; 3] {
     let words: Vec<&str> = line.split_whitespace().collect();
     let addr = |name: &str| -> SocketAddr {
         let at = words.iter().position(|w| *w == name).expect(name);
@@ -115,7 +128,7 @@ fn proxy_addrs(line: &str) -> [SocketAddr; 3] {
     [addr("inbound"), addr("outbound"), addr("admin")]
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
