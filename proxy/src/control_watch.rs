@@ -40,26 +40,23 @@ pub(crate) async fn initial(
     config: &MeshTlsConfig,
     identity: &ProxyIdentity,
 ) -> Result<(String, Snapshot), Error> {
-    let first = async {
-        let mut failures = 0;
-        loop {
-            match control::watch_config(config, "", Duration::ZERO).await {
-                Ok(response) => return response,
-                Err(error) => {
-                    tracing::warn!(%error, "waiting for the control plane's config");
-                    tokio::time::sleep(backoff(failures)).await;
-                    failures += 1;
-                }
+    let deadline = tokio::time::Instant::now() + FIRST_TIMEOUT;
+    let mut failures = 0;
+    let response = loop {
+        match control::watch_config(config, "", Duration::ZERO).await {
+            Ok(response) => break response,
+            Err(error) if tokio::time::Instant::now() + backoff(failures) < deadline => {
+                tracing::warn!(%error, "waiting for the control plane's config");
+                tokio::time::sleep(backoff(failures)).await;
+                failures += 1;
+            }
+            Err(error) => {
+                return Err(Error::Tls(crate::tls::TlsError::Control(format!(
+                    "no mesh config from the control plane: {error}"
+                ))));
             }
         }
     };
-    let response = tokio::time::timeout(FIRST_TIMEOUT, first)
-        .await
-        .map_err(|_| {
-            Error::Tls(crate::tls::TlsError::Control(
-                "timed out getting the mesh config".into(),
-            ))
-        })?;
     let (mesh, findings) = load(&response).map_err(|e| Error::Config(e.to_string()))?;
     for finding in findings.iter().filter(|f| f.severity == Severity::Warning) {
         tracing::warn!("{finding}");

@@ -27,6 +27,9 @@ use super::upstream::MeshConnector;
 use super::{TlsError, provider};
 use crate::http::body::ProxyBody;
 
+/// Most origination clients kept at once.
+const MAX_CLIENTS: usize = 256;
+
 /// A pooled client that originates TLS.
 pub type OriginClient = Client<MeshConnector, ProxyBody>;
 
@@ -153,6 +156,11 @@ impl OriginationClients {
         let name = ServerName::try_from(key.1.clone())
             .map_err(|e| TlsError::Certificate(format!("SNI {}: {e}", key.1)))?;
         let client = pooled(client_config(origination)?, Some(name));
+        // Wildcard hosts give one client per requested name: bound the map (clients in use
+        // live on in their requests; the next request rebuilds its client).
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
         clients.insert(key, client.clone());
         Ok(client)
     }
