@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,9 +31,12 @@ pub enum Command {
     /// Run the collector: OTLP ingest, storage, query APIs, dashboard.
     Collector(CollectorArgs),
     /// Run a sidecar proxy beside one workload.
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// Run the control plane (CA and config distribution).
     Control(ControlArgs),
+    /// Offline CA operations: create the root, issue a workload certificate.
+    #[command(subcommand)]
+    Ca(CaCommand),
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +114,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "control"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["config", "control"])))]
 pub struct ProxyArgs {
     /// Workload name, as in `source_workload`/`destination_workload`.
     #[arg(long)]
@@ -124,12 +127,26 @@ pub struct ProxyArgs {
     /// Workload labels, `k=v,k=v` (`app` and `version` matter).
     #[arg(long, value_parser = parse_labels, default_value = "")]
     pub labels: BTreeMap<String, String>,
-    /// Folder (or file) of Istio YAML.
+    /// Folder (or file) of Istio YAML. With --control too, the config comes from the files
+    /// and only the workload certificate from the control plane.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Control plane URL (config distribution).
-    #[arg(long)]
+    /// Control plane URL (`https://HOST:15012`): the workload certificate (mutual TLS) and,
+    /// without --config, the mesh config, watched.
+    #[arg(long, requires_all = ["token_file", "ca_root"])]
     pub control: Option<String>,
+    /// This workload's bootstrap token for the control plane (a file holding it).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Trust anchor of the control plane's TLS (PEM; `root-cert.pem` of its CA folder).
+    #[arg(long)]
+    pub ca_root: Option<PathBuf>,
+    /// SPIFFE trust domain of the mesh.
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Workload certificate lifetime to ask for, seconds (default: the control plane's).
+    #[arg(long)]
+    pub cert_lifetime: Option<u64>,
     /// The local application.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub app: SocketAddr,
@@ -192,6 +209,42 @@ pub struct ControlArgs {
     pub cert_lifetime: u64,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA folder (root certificate and key) if it has no root yet.
+    Init(CaInitArgs),
+    /// Issue a workload certificate offline (writes cert-chain.pem, key.pem, root-cert.pem).
+    Issue(CaIssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// CA folder (`weft control --ca-dir`).
+    #[arg(long, default_value = "./weft-data/ca")]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CaIssueArgs {
+    /// CA folder made by `weft ca init`.
+    #[arg(long, default_value = "./weft-data/ca")]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long)]
+    pub service_account: String,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Certificate lifetime, seconds.
+    #[arg(long, default_value_t = 86400)]
+    pub lifetime: u64,
+}
+
 fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
     text.split(',')
         .map(str::trim)
@@ -220,6 +273,15 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Check(args) = &cli.command {
         return check(args);
     }
+    if let Command::Ca(command) = &cli.command {
+        return match ca(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match &cli.command {
         Command::Proxy(args) => weft_proxy::runtime(args.threads),
         _ => tokio::runtime::Runtime::new(),
@@ -235,9 +297,9 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo(args).await,
             Command::Collector(args) => collector(args).await,
-            Command::Proxy(args) => proxy(args).await,
+            Command::Proxy(args) => proxy(*args).await,
             Command::Control(args) => control(args).await,
-            Command::Check(_) => Ok(()),
+            Command::Check(_) | Command::Ca(_) => Ok(()),
         }
     });
     match result {
@@ -316,10 +378,27 @@ async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
-    let Some(config_dir) = args.config else {
-        anyhow::bail!(
-            "--control is not available yet (the control plane is not built); use --config DIR"
-        );
+    let tls = match &args.control {
+        Some(url) => {
+            // clap enforces --token-file and --ca-root with --control.
+            let token_file = args.token_file.as_deref().unwrap_or(Path::new(""));
+            let token = std::fs::read_to_string(token_file)
+                .with_context(|| format!("reading the token file {}", token_file.display()))?
+                .trim()
+                .to_string();
+            let ca_root = args.ca_root.as_deref().unwrap_or(Path::new(""));
+            let root = std::fs::read_to_string(ca_root)
+                .with_context(|| format!("reading the CA root {}", ca_root.display()))?;
+            Some(weft_proxy::tls::MeshTlsConfig {
+                control_url: url.clone(),
+                token,
+                control_roots: vec![root],
+                trust_domain: args.trust_domain.clone(),
+                cert_lifetime: args.cert_lifetime.map(|s| Duration::from_secs(s.max(1))),
+                config_from_control: args.config.is_none(),
+            })
+        }
+        None => None,
     };
     let proxy = weft_proxy::Config {
         service_account: args
@@ -328,7 +407,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         workload: args.workload,
         namespace: args.namespace,
         labels: args.labels,
-        config_paths: vec![config_dir],
+        config_paths: args.config.into_iter().collect(),
         app: args.app,
         inbound: args.inbound.into(),
         outbound: args.outbound.into(),
@@ -336,7 +415,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         collector: args.collector,
         sampling_rate: args.sampling,
         metrics_interval: Duration::from_secs(args.metrics_interval.max(1)),
-        tls: None,
+        tls,
         telemetry: weft_proxy::TelemetryOptions {
             protocol: args.otlp_protocol.into(),
             ..Default::default()
@@ -345,9 +424,76 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     .build()
     .await
     .context("starting the proxy")?;
+    println!(
+        "proxy: inbound {} outbound {} admin {}",
+        proxy.inbound_addr(),
+        proxy.outbound_addr(),
+        proxy.admin_addr()
+    );
     shutdown_signal().await;
     proxy.shutdown().await;
     Ok(())
+}
+
+fn ca(command: &CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init(args) => {
+            weft_control::Ca::load_or_init(&args.dir, &args.trust_domain)
+                .with_context(|| format!("CA folder {}", args.dir.display()))?;
+            println!(
+                "ca: {} (trust domain {})",
+                args.dir.join(weft_control::ca::ROOT_CERT_FILE).display(),
+                args.trust_domain
+            );
+            Ok(())
+        }
+        CaCommand::Issue(args) => {
+            let ca = weft_control::Ca::load(&args.dir, &args.trust_domain).with_context(|| {
+                format!("CA folder {} (run `weft ca init`)", args.dir.display())
+            })?;
+            let identity = weft_control::SpiffeId {
+                trust_domain: args.trust_domain.clone(),
+                namespace: args.namespace.clone(),
+                service_account: args.service_account.clone(),
+            };
+            let (cert, key) = ca
+                .issue(
+                    Some(&identity),
+                    &[],
+                    Duration::from_secs(args.lifetime.max(1)),
+                )
+                .context("issuing the certificate")?;
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("creating {}", args.out.display()))?;
+            write_file(&args.out.join("cert-chain.pem"), &cert, false)?;
+            write_file(&args.out.join("key.pem"), &key, true)?;
+            write_file(
+                &args.out.join("root-cert.pem"),
+                &ca.trust_bundle().concat(),
+                false,
+            )?;
+            println!("issued: {} in {}", identity.uri(), args.out.display());
+            Ok(())
+        }
+    }
+}
+
+/// Writes a file; `private` ones are created with mode 0600 on Unix.
+fn write_file(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn control(args: ControlArgs) -> anyhow::Result<()> {

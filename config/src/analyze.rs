@@ -23,6 +23,7 @@ const PORT_SELECTOR_REQUIRED: &str = "IST0112";
 /// Runs every analyzer over a loaded mesh.
 pub(crate) fn analyze(mesh: &Mesh) -> Vec<Finding> {
     let mut findings = Vec::new();
+    crate::security::analyze::destination_rule_tls(mesh, &mut findings);
     for vs in mesh.virtual_services() {
         destinations(mesh, vs, &mut findings);
     }

@@ -8,12 +8,14 @@
 
 pub mod admin;
 pub mod authz;
+mod control_watch;
 pub mod http;
 pub mod inbound;
 pub mod listen;
 pub mod outbound;
 pub mod peer;
 mod reload;
+mod swap;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;
@@ -125,6 +127,8 @@ pub(crate) struct Shared {
     pub mesh: Option<MeshTls>,
     /// JWKS fetched for RequestAuthentication `jwksUri`.
     pub jwks: authz::jwt::JwksCache,
+    /// TLS origination clients (DestinationRule `tls.mode` SIMPLE / MUTUAL).
+    pub origination: tls::origination::OriginationClients,
     /// This proxy's own listeners: passthrough to one of them is a loop.
     pub own_addrs: [SocketAddr; 3],
 }
@@ -167,7 +171,20 @@ impl Config {
             service_account: self.service_account.clone(),
             labels: self.labels.clone(),
         };
-        let snapshot = load_snapshot(&self.config_paths, &identity)?;
+        // Config source: the control plane's watch (`weft proxy --control`) or files.
+        let control_config = self.tls.clone().filter(|tls| tls.config_from_control);
+        let (snapshot, control_version) = match &control_config {
+            Some(_) if !self.config_paths.is_empty() => {
+                return Err(Error::Config(
+                    "the mesh config comes from files or from the control plane, not both".into(),
+                ));
+            }
+            Some(tls) => {
+                let (version, snapshot) = control_watch::initial(tls, &identity).await?;
+                (snapshot, Some(version))
+            }
+            None => (load_snapshot(&self.config_paths, &identity)?, None),
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mesh = match &self.tls {
             Some(config) => {
@@ -249,6 +266,7 @@ impl Config {
             app_authority: self.app.to_string(),
             mesh,
             jwks: authz::jwt::JwksCache::default(),
+            origination: Default::default(),
             own_addrs: [inbound_addr, outbound_addr, admin_addr],
         });
 
@@ -279,7 +297,7 @@ impl Config {
                     move |request, _remote| admin::handle(shared.clone(), request)
                 },
                 metrics,
-                stop_rx,
+                stop_rx.clone(),
             )),
         ];
         servers.extend(reload::spawn(
@@ -287,6 +305,9 @@ impl Config {
             self.config_paths.clone(),
             stop.subscribe(),
         ));
+        if let (Some(tls), Some(version)) = (control_config, control_version) {
+            servers.push(control_watch::spawn(shared.clone(), tls, version, stop_rx));
+        }
         tracing::info!(
             workload = %shared.identity.workload,
             %inbound_addr, %outbound_addr, %admin_addr,

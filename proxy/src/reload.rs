@@ -12,7 +12,6 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use weft_config::{Severity, Snapshot};
 
 use crate::Shared;
 
@@ -85,50 +84,6 @@ fn watch_target(path: &Path) -> (PathBuf, RecursiveMode) {
 
 /// Loads and compiles the config; swaps it in when valid and different.
 pub(crate) async fn reload(shared: &Arc<Shared>, paths: &[PathBuf]) {
-    let identity = shared.identity.clone();
     let owned = paths.to_vec();
-    let loaded = tokio::task::spawn_blocking(move || {
-        weft_config::load(&owned).map(|(mesh, findings)| {
-            let snapshot = Snapshot::compile(&mesh, &identity);
-            (snapshot, findings)
-        })
-    })
-    .await;
-    let reloads = &shared.telemetry.metrics.config_reloads;
-    match loaded {
-        Ok(Ok((snapshot, findings))) => {
-            let current = shared.snapshot.load();
-            if snapshot.version() == current.version() {
-                return;
-            }
-            for finding in findings.iter().filter(|f| f.severity == Severity::Warning) {
-                tracing::warn!("{finding}");
-            }
-            let previous = current.version().to_string();
-            shared.traffic.update(&snapshot);
-            crate::telemetry::routes::publish(&snapshot, &shared.telemetry.metrics);
-            shared.snapshot.store(Arc::new(snapshot));
-            reloads.with_label_values(&["success"]).inc();
-            tracing::info!(
-                %previous,
-                version = %shared.snapshot.load().version(),
-                "config reloaded"
-            );
-        }
-        Ok(Err(error)) => {
-            reloads.with_label_values(&["failure"]).inc();
-            let version = shared.snapshot.load().version().to_string();
-            for finding in error
-                .findings()
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-            {
-                tracing::error!(%version, "config change rejected, keeping the last good config: {finding}");
-            }
-        }
-        Err(error) => {
-            reloads.with_label_values(&["failure"]).inc();
-            tracing::error!(%error, "config reload task failed");
-        }
-    }
+    crate::swap::apply(shared, "files", move || weft_config::load(&owned)).await;
 }

@@ -7,6 +7,13 @@
 //! port 0 unless told otherwise, so several demos (and tests) can run at
 //! once. Endpoints are WorkloadEntry objects written into
 //! `DATA/mesh/workloads.yaml` with the ports the sidecars actually bound.
+//!
+//! Security as in a real mesh: an in-process control plane (`weft_control`, CA
+//! under `DATA/ca`) registers a bootstrap token per workload, signs each
+//! sidecar's SPIFFE certificate and serves the mesh config from `DATA/mesh`
+//! (the sidecars watch it: no shared folder between them). `demo.yaml` makes
+//! mTLS STRICT mesh-wide, except that `web`, the edge the load generator and
+//! browsers call from outside the mesh, is PERMISSIVE.
 
 pub mod apps;
 pub mod load;
@@ -81,6 +88,8 @@ pub const WORKLOADS: [WorkloadSpec; 4] = [
 ];
 
 pub const NAMESPACE: &str = "default";
+/// SPIFFE trust domain of the demo mesh.
+pub const TRUST_DOMAIN: &str = "cluster.local";
 
 /// A running workload: its application and its sidecar.
 pub struct Workload {
@@ -92,6 +101,8 @@ pub struct Workload {
 /// The running demo mesh.
 pub struct Demo {
     pub collector: weft_collector::Collector,
+    /// CA and config distribution.
+    pub control: weft_control::Control,
     pub workloads: Vec<Workload>,
     pub mesh_dir: PathBuf,
     load: Option<load::LoadHandle>,
@@ -136,6 +147,16 @@ impl Config {
         std::fs::write(mesh_dir.join("workloads.yaml"), entries)
             .with_context(|| format!("writing {}", mesh_dir.display()))?;
 
+        let mut control = weft_control::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        control.trust_domain = TRUST_DOMAIN.into();
+        control.ca_dir = Some(self.data_dir.join("ca"));
+        control.config_paths = vec![mesh_dir.clone()];
+        control.config_poll = Duration::from_secs(1);
+        let control = control
+            .build()
+            .await
+            .context("starting the control plane")?;
+
         let mut workloads = Vec::new();
         for (spec, inbound, outbound) in bound {
             let outbound_addr = outbound.local_addr()?;
@@ -151,7 +172,7 @@ impl Config {
                 namespace: NAMESPACE.into(),
                 service_account: spec.app.into(),
                 labels,
-                config_paths: vec![mesh_dir.clone()],
+                config_paths: Vec::new(),
                 app: app.addr,
                 inbound: weft_proxy::Listen::Bound(inbound),
                 outbound: weft_proxy::Listen::Bound(outbound),
@@ -159,7 +180,14 @@ impl Config {
                 collector: Some(collector_url.clone()),
                 sampling_rate: self.sampling_rate,
                 metrics_interval: self.metrics_interval,
-                tls: None,
+                tls: Some(weft_proxy::tls::MeshTlsConfig {
+                    control_url: control.url(),
+                    token: control.register_workload(NAMESPACE, spec.app),
+                    control_roots: control.trust_bundle(),
+                    trust_domain: TRUST_DOMAIN.into(),
+                    cert_lifetime: None,
+                    config_from_control: true,
+                }),
                 telemetry: self.telemetry,
             }
             .build()
@@ -175,6 +203,7 @@ impl Config {
         };
         Ok(Demo {
             collector,
+            control,
             workloads,
             mesh_dir,
             load,
@@ -191,6 +220,7 @@ fn write_workload_entry(out: &mut String, spec: &WorkloadSpec, port: u16) {
          metadata:\n  name: {name}\n  namespace: {NAMESPACE}\n\
          spec:\n  address: 127.0.0.1\n  ports:\n    http: {port}\n\
          \x20 labels:\n    app: {app}\n    version: {version}\n\
+         \x20   security.istio.io/tlsMode: istio\n\
          \x20 serviceAccount: {app}\n",
         name = spec.name,
         app = spec.app,
@@ -218,6 +248,7 @@ impl Demo {
             workload.proxy.shutdown().await;
             workload.app.shutdown().await;
         }
+        self.control.shutdown().await;
         self.collector.shutdown().await;
     }
 }

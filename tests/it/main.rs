@@ -8,6 +8,8 @@ mod exactness;
 mod mesh;
 mod propagation;
 mod robustness;
+mod security_cli;
+mod security_egress;
 mod security_jwt;
 mod security_mtls;
 mod security_support;

@@ -126,5 +126,78 @@ async fn thousand_requests_split_90_10_and_are_counted_exactly() {
     );
     assert_eq!(from_web, v1);
 
+    // Every hop inside the mesh is mutual TLS with SPIFFE principals (STRICT mesh-wide); the
+    // requests from outside reach the PERMISSIVE edge `web` in plaintext.
+    let spiffe = |sa: &str| format!("spiffe://cluster.local/ns/default/sa/{sa}");
+    let edges: [(&str, &[&str], &str, &str); 2] = [
+        ("web", &["stock-api-v1", "stock-api-v2"], "web", "stock-api"),
+        ("stock-api", &["products"], "stock-api", "products"),
+    ];
+    for (source_app, sidecars, source_sa, destination_sa) in edges {
+        let mut mtls = 0.0;
+        let mut all = 0.0;
+        for sidecar in sidecars {
+            let samples = mesh.scrape(sidecar).await;
+            all += sum(
+                &samples,
+                "istio_requests_total",
+                &[("reporter", "destination"), ("source_app", source_app)],
+            );
+            mtls += sum(
+                &samples,
+                "istio_requests_total",
+                &[
+                    ("reporter", "destination"),
+                    ("source_app", source_app),
+                    ("connection_security_policy", "mutual_tls"),
+                    ("source_principal", &spiffe(source_sa)),
+                    ("destination_principal", &spiffe(destination_sa)),
+                ],
+            );
+        }
+        assert_eq!(all, REQUESTS as f64, "{source_app} -> {destination_sa}");
+        assert_eq!(mtls, all, "{source_app} -> {destination_sa} over mTLS");
+    }
+    let web_in = |policy: &'static str| {
+        sum(
+            &web_samples,
+            "istio_requests_total",
+            &[
+                ("reporter", "destination"),
+                ("source_workload", "unknown"),
+                ("connection_security_policy", policy),
+            ],
+        )
+    };
+    assert_eq!(
+        web_in("none"),
+        REQUESTS as f64,
+        "unknown -> web in plaintext"
+    );
+    assert_eq!(web_in("mutual_tls"), 0.0);
+    // The source reporter at web learns stock-api's principal from the handshake.
+    assert_eq!(
+        sum(
+            &web_samples,
+            "istio_requests_total",
+            &[
+                ("reporter", "source"),
+                ("destination_principal", &spiffe("stock-api")),
+            ],
+        ),
+        REQUESTS as f64
+    );
+
+    // STRICT: stock-api's and products' sidecars refuse plaintext from outside the mesh.
+    for sidecar in ["stock-api-v1", "products"] {
+        let inbound = mesh.workload(sidecar).proxy.inbound_addr();
+        let refused = http
+            .get(format!("http://{inbound}/"))
+            .header("host", "products")
+            .send()
+            .await;
+        assert!(refused.is_err(), "{sidecar} accepted plaintext");
+    }
+
     mesh.shutdown().await;
 }

@@ -22,12 +22,12 @@ fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/istio")
 }
 
-struct Issuer {
+pub(crate) struct Issuer {
     key: jsonwebtoken::EncodingKey,
-    jwks: String,
+    pub(crate) jwks: String,
 }
 
-fn issuer() -> Issuer {
+pub(crate) fn issuer() -> Issuer {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
     let point = key.public_key_raw();
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -43,7 +43,7 @@ fn issuer() -> Issuer {
 }
 
 impl Issuer {
-    fn token(&self, claims: serde_json::Value) -> String {
+    pub(crate) fn token(&self, claims: serde_json::Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("weft-test".into());
         jsonwebtoken::encode(&header, &claims, &self.key).expect("sign")
@@ -57,7 +57,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn claims(iss: &str, sub: &str, extra: serde_json::Value) -> serde_json::Value {
+pub(crate) fn claims(iss: &str, sub: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut claims = json!({
         "iss": iss, "sub": sub, "iat": now(), "exp": now() + 3600,
         "nested": {"nested-2": {"key2": "value2"}},

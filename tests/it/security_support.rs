@@ -114,6 +114,7 @@ fn tls_config(
         control_roots: control.trust_bundle(),
         trust_domain: TRUST_DOMAIN.into(),
         cert_lifetime: lifetime,
+        config_from_control: false,
     }
 }
 

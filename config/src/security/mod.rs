@@ -4,6 +4,7 @@
 //! evaluation order, and the JWT providers. Compiled alongside the [`crate::Snapshot`] (it is
 //! part of it), so a config reload swaps both at once.
 
+pub(crate) mod analyze;
 pub mod authz;
 
 use std::collections::BTreeMap;

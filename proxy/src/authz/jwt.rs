@@ -1,6 +1,7 @@
 //! RequestAuthentication (istio-model.md §7) with `jsonwebtoken`: token extraction from the
 //! configured locations (defaults only when none is configured), issuer-directed verification
-//! against inline or fetched JWKS (cached 5 min, fetch timeout per rule), outcomes as Envoy's
+//! against inline or fetched JWKS (cached 5 min, fetch timeout per rule; `https` verified
+//! against the system roots or `SSL_CERT_FILE`/`SSL_CERT_DIR`), outcomes as Envoy's
 //! jwt_authn: no token passes, an invalid token or an unknown issuer is 401, an audience
 //! mismatch is 403; the token is stripped unless `forwardOriginalToken`; payload and claims
 //! copied into headers.
@@ -21,6 +22,7 @@ use weft_config::security::{JwksSource, JwtAuth, JwtProvider, TokenLocation};
 
 use crate::Shared;
 use crate::http::body::boxed;
+use crate::tls::origination::OriginClient;
 
 /// How long a fetched JWKS is used before it is fetched again (Envoy's remote JWKS cache).
 const JWKS_CACHE: Duration = Duration::from_secs(300);
@@ -40,9 +42,32 @@ pub enum JwtFailure {
 #[derive(Default)]
 pub struct JwksCache {
     entries: Mutex<HashMap<String, (Arc<JwkSet>, Instant)>>,
+    /// The https client for `jwksUri` (system roots), made on first use.
+    https: tokio::sync::OnceCell<Option<OriginClient>>,
 }
 
 impl JwksCache {
+    /// The https client; `None` when no root certificate could be loaded (logged once).
+    async fn https(&self) -> Option<OriginClient> {
+        self.https
+            .get_or_init(|| async {
+                // Reading the system store is file I/O: off the request path's threads.
+                match tokio::task::spawn_blocking(crate::tls::origination::web_pki_client).await {
+                    Ok(Ok(client)) => Some(client),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "jwksUri over https is unavailable");
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "loading the system root certificates failed");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
     fn cached(&self, key: &str) -> Option<Arc<JwkSet>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -66,7 +91,11 @@ async fn fetch_jwks(shared: &Shared, uri: &str, timeout: Duration) -> Option<Arc
         .body(boxed(Empty::<Bytes>::new()))
         .ok()?;
     let fetch = async {
-        let response = shared.client.request(request).await.ok()?;
+        let response = if uri.starts_with("https://") {
+            shared.jwks.https().await?.request(request).await.ok()?
+        } else {
+            shared.client.request(request).await.ok()?
+        };
         if !response.status().is_success() {
             return None;
         }

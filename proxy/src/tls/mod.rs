@@ -4,11 +4,13 @@
 //! chain verification against the trust bundle plus SPIFFE URI SAN checks (rustls-webpki
 //! matches only DNS/IP names: stack.md trap 4); the inbound acceptor that tells a TLS
 //! ClientHello from plaintext on one port (PeerAuthentication PERMISSIVE); and the upstream
-//! mTLS client (DestinationRule `tls.mode` and auto mTLS, istio-model.md §2.7).
+//! mTLS client (DestinationRule `tls.mode` and auto mTLS, istio-model.md §2.7), and TLS
+//! origination (SIMPLE / MUTUAL) to services outside the mesh.
 
 pub mod control;
 pub mod identity;
 pub mod inbound;
+pub mod origination;
 pub mod upstream;
 mod verify;
 
@@ -32,6 +34,9 @@ pub struct MeshTlsConfig {
     pub trust_domain: String,
     /// Certificate lifetime to ask for (`None`: the control plane's default).
     pub cert_lifetime: Option<Duration>,
+    /// Also take the mesh config from this control plane (`GET /v1/config`, watched) instead
+    /// of `Config::config_paths`, which must then be empty (`weft proxy --control`).
+    pub config_from_control: bool,
 }
 
 /// TLS failures.

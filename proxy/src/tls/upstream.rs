@@ -1,7 +1,8 @@
 //! Upstream TLS (istio-model.md §2.7): the DestinationRule `tls.mode` of the cluster, or auto
 //! mTLS when it has none (ISTIO_MUTUAL to endpoints labelled `security.istio.io/tlsMode:
 //! istio` inside the mesh, unless the server's PeerAuthentication is DISABLE; plaintext
-//! otherwise), and the pooled mTLS clients, one per expected server identity.
+//! otherwise), and the pooled mTLS clients, one per expected server identity. SIMPLE and
+//! MUTUAL (TLS origination) are in `origination.rs`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,8 +36,10 @@ pub enum Upstream {
     /// Mutual TLS with the workload certificate, expecting this SPIFFE ID (`None`: any of the
     /// trust domain).
     Mesh(Option<String>),
-    /// A TLS mode weft does not originate yet (SIMPLE, MUTUAL): the request fails (503)
-    /// rather than leaving in plaintext.
+    /// TLS origination (DestinationRule `tls.mode` SIMPLE or MUTUAL).
+    Originate(Arc<super::origination::Origination>),
+    /// TLS settings weft cannot honour: the request fails (503) rather than leaving in
+    /// plaintext.
     Unsupported(&'static str),
 }
 
@@ -54,19 +57,24 @@ impl Upstream {
             let sa = endpoint.service_account.as_deref()?;
             Some(format!("spiffe://{td}/ns/{}/sa/{sa}", endpoint.namespace))
         };
-        let mode = cluster
+        let tls = cluster
             .traffic_policy
             .as_ref()
-            .and_then(|policy| policy.tls.as_ref())
-            .map(|tls| tls.mode.unwrap_or(TlsMode::Disable));
+            .and_then(|policy| policy.tls.as_ref());
+        let mode = tls.map(|tls| tls.mode.unwrap_or(TlsMode::Disable));
         match mode {
             Some(TlsMode::Disable) => Upstream::Plaintext,
             Some(TlsMode::IstioMutual) => match trust_domain {
                 Some(_) => Upstream::Mesh(expected()),
                 None => Upstream::Unsupported("ISTIO_MUTUAL without a workload certificate"),
             },
-            Some(TlsMode::Simple) => Upstream::Unsupported("DestinationRule tls.mode SIMPLE"),
-            Some(TlsMode::Mutual) => Upstream::Unsupported("DestinationRule tls.mode MUTUAL"),
+            Some(TlsMode::Simple | TlsMode::Mutual) => {
+                match tls.map(super::origination::Origination::from_settings) {
+                    Some(Ok(origination)) => Upstream::Originate(Arc::new(origination)),
+                    Some(Err(what)) => Upstream::Unsupported(what),
+                    None => Upstream::Plaintext,
+                }
+            }
             None => {
                 let sidecar = endpoint
                     .labels
@@ -141,10 +149,23 @@ impl hyper::rt::Write for MeshIo {
     }
 }
 
-/// Connects TCP then mutual TLS; the verifier checks the expected identity.
+/// Connects TCP then TLS (mutual TLS between sidecars, or origination); the config's verifier
+/// checks the server.
 #[derive(Clone)]
 pub struct MeshConnector {
     tls: tokio_rustls::TlsConnector,
+    /// Server name (SNI and name checks); `None`: the URI's host.
+    sni: Option<ServerName<'static>>,
+}
+
+impl MeshConnector {
+    /// A connector with `config`, naming the server `sni` (or the URI's host).
+    pub fn new(config: Arc<rustls::ClientConfig>, sni: Option<ServerName<'static>>) -> Self {
+        MeshConnector {
+            tls: tokio_rustls::TlsConnector::from(config),
+            sni,
+        }
+    }
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<MeshIo, io::Error>> + Send>>;
@@ -160,6 +181,7 @@ impl tower::Service<Uri> for MeshConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let tls = self.tls.clone();
+        let sni = self.sni.clone();
         Box::pin(async move {
             let host = uri
                 .host()
@@ -167,12 +189,18 @@ impl tower::Service<Uri> for MeshConnector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string();
-            let port = uri.port_u16().unwrap_or(80);
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            });
             let connect = async {
                 let tcp = TcpStream::connect((host.as_str(), port)).await?;
                 let _ = tcp.set_nodelay(true);
-                let name = ServerName::try_from(host.clone())
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let name = match sni {
+                    Some(name) => name,
+                    None => ServerName::try_from(host.clone())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                };
                 tls.connect(name, tcp).await
             };
             let stream = tokio::time::timeout(Duration::from_secs(10), connect)
@@ -237,9 +265,7 @@ impl MeshClients {
             return Ok(client.clone());
         }
         let config = self.identity.client_config(expected.clone())?;
-        let connector = MeshConnector {
-            tls: tokio_rustls::TlsConnector::from(config),
-        };
+        let connector = MeshConnector::new(config, None);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);

@@ -481,6 +481,28 @@ async fn send(
                 }
             }
         }
+        crate::tls::Upstream::Originate(origination) => {
+            // SNI defaults to the host the application asked for (istio-model.md §2.7).
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .map(|a| {
+                    a.host()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string()
+                })
+                .unwrap_or_default();
+            match mesh.shared.origination.client(origination, &host) {
+                Ok(client) => client.request(request),
+                Err(error) => {
+                    tracing::warn!(%error, cluster = %cluster.name, "cannot originate TLS");
+                    return TryOutcome::ConnectFailure;
+                }
+            }
+        }
         crate::tls::Upstream::Unsupported(what) => {
             tracing::warn!(cluster = %cluster.name, "{what} is not supported yet");
             return TryOutcome::ConnectFailure;
