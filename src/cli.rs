@@ -99,6 +99,12 @@ pub struct CollectorArgs {
     /// Export requests written at once; more get 429/503 + Retry-After.
     #[arg(long, default_value_t = 32)]
     pub max_in_flight_writes: usize,
+    /// Require credentials on the --http listener (dashboard and APIs;
+    /// /healthz and /ready stay open): bearer:TOKEN, basic:USER:PASSWORD,
+    /// or bearer-file:PATH / basic-file:PATH to read the secret from a file.
+    /// Off by default.
+    #[arg(long, value_name = "SCHEME:SECRET")]
+    pub auth: Option<weft_collector::Auth>,
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or anything `weft-config` reads as a duration.
@@ -364,6 +370,7 @@ async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
         max_spans: args.max_spans,
         export,
         max_in_flight_writes: args.max_in_flight_writes,
+        auth: args.auth,
     }
     .build()
     .await
