@@ -111,14 +111,14 @@ export async function mountCompare(root, ctx) {
   root.append(
     h(
       'section',
-      { class: 'card trace-facts' },
+      { class: 'card trace-facts compare-card' },
       h('div', null, h('strong', { text: 'A ' }), summary(ta, a)),
       h('div', null, h('strong', { text: 'B ' }), summary(tb, b)),
       h('div', { class: 'muted', text: `${same} same · ${changed} changed · ${added} only in B · ${removed} only in A` }),
     ),
     h(
       'section',
-      { class: 'card' },
+      { class: 'card diff-card' },
       h(
         'table',
         { class: 'table diff-table' },

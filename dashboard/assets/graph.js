@@ -20,6 +20,7 @@ import { buildHash } from './router.js';
 const REFRESH_MS = 5000;
 const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', failure: 'Failure', idle: 'No traffic' };
 const LABELS = [
+  ['none', 'No labels'],
   ['rps', 'Request rate'],
   ['errors', 'Error rate'],
   ['p50', 'p50 latency'],
@@ -35,10 +36,13 @@ function fmtMs(v) {
 export async function mountGraph(root, ctx) {
   const range = parseRange(ctx.params);
   const windowSecs = range.windowSecs;
-  const labelParam = ctx.params.get('label') || 'rps';
-  const labelMode = LABELS.some(([l]) => l === labelParam) ? labelParam : 'rps';
+  // Without an explicit choice, big graphs start without edge labels (they
+  // would cover each other); the select switches them on.
+  const labelParam = ctx.params.get('label') || '';
+  const explicitLabel = LABELS.some(([l]) => l === labelParam);
+  let labelMode = explicitLabel ? labelParam : 'rps';
   const filters = { find: ctx.params.get('find') || '', hide: ctx.params.get('hide') || '', focus: ctx.params.get('focus') || '' };
-  const keep = { label: labelMode === 'rps' ? '' : labelMode, ...filters };
+  const keep = { label: explicitLabel ? labelParam : '', ...filters };
   const hashFor = hashWith('/graph', keep);
   ctx.setTitle('Service graph');
 
@@ -49,7 +53,7 @@ export async function mountGraph(root, ctx) {
     LABELS.map(([value, text]) => h('option', { value, text, selected: value === labelMode })),
   );
   labelSelect.addEventListener('change', () => {
-    window.location.hash = buildHash('/graph', { ...rangeParams(range), ...keep, label: labelSelect.value === 'rps' ? '' : labelSelect.value });
+    window.location.hash = buildHash('/graph', { ...rangeParams(range), ...keep, label: labelSelect.value });
   });
   const findInput = h('input', { id: 'graph-find', type: 'search', value: filters.find, placeholder: 'Find node…', 'aria-label': 'Find nodes' });
   const hideInput = h('input', { id: 'graph-hide', type: 'search', value: filters.hide, placeholder: 'Hide (a, b…)', 'aria-label': 'Hide nodes' });
@@ -137,6 +141,10 @@ export async function mountGraph(root, ctx) {
         appList.replaceChildren(...[...apps].sort().map((a) => h('option', { value: a })));
       }
       model = buildModel(filterModel(data, filters));
+      if (!explicitLabel) {
+        labelMode = model.edges.length > 80 ? 'none' : 'rps';
+        labelSelect.value = labelMode;
+      }
       loadedOnce = true;
       const empty = model.nodes.size === 0;
       body.classList.toggle('is-empty', empty);
@@ -270,7 +278,7 @@ function renderSvg(model, labelMode, find) {
   const edgeLayer = s('g', { class: 'edges' });
   for (const p of geo.edges) {
     const edge = p.edge;
-    const lines = edgeLabelLines(edge, labelMode);
+    const lines = labelMode === 'none' ? null : edgeLabelLines(edge, labelMode);
     edgeLayer.appendChild(
       s(
         'g',
@@ -286,22 +294,27 @@ function renderSvg(model, labelMode, find) {
         },
         s('path', { class: 'edge-hit', d: p.d }),
         s('path', { class: 'edge-line', d: p.d, 'marker-end': `url(#arrow-${edge.health})` }),
-        s(
-          'text',
-          { class: 'edge-label', x: Math.round(p.labelX), y: Math.round(p.labelY - 4), 'text-anchor': 'middle' },
-          s('tspan', { class: 'edge-rate', x: Math.round(p.labelX), text: lines.first }),
-          s(
-            'tspan',
-            { x: Math.round(p.labelX), dy: 13 },
-            lines.second,
-            lines.errors ? s('tspan', { class: `edge-err ${edge.health}`, text: lines.errors }) : null,
-          ),
-        ),
-        edge.mtls ? lockBadge(Math.round(p.labelX) - 4, Math.round(p.labelY) - 20) : null,
+        lines
+          ? s(
+              'text',
+              { class: 'edge-label', x: Math.round(p.labelX), y: Math.round(p.labelY - 4), 'text-anchor': 'middle' },
+              s('tspan', { class: 'edge-rate', x: Math.round(p.labelX), text: lines.first }),
+              s(
+                'tspan',
+                { x: Math.round(p.labelX), dy: 13 },
+                lines.second,
+                lines.errors ? s('tspan', { class: `edge-err ${edge.health}`, text: lines.errors }) : null,
+              ),
+            )
+          : null,
+        // The padlock sits on the label; unlabelled big graphs keep mTLS in
+        // the tooltip and the side panel.
+        edge.mtls && lines ? lockBadge(Math.round(p.labelX) - 4, Math.round(p.labelY) - 20) : null,
         s('title', {
           text:
             `${edge.source} → ${edge.target}\n` +
-            `${fmtInt(edge.requests)} requests, ${fmtInt(edge.errors)} errors (${fmtPercent(edge.errorRate)}), ${fmtRate(edge.rps)} rps`,
+            `${fmtInt(edge.requests)} requests, ${fmtInt(edge.errors)} errors (${fmtPercent(edge.errorRate)}), ${fmtRate(edge.rps)} rps` +
+            `\np50 ${fmtMs(edge.p50)} · p95 ${fmtMs(edge.p95)} · p99 ${fmtMs(edge.p99)}${edge.mtls ? ' · mTLS' : ''}`,
         }),
       ),
     );

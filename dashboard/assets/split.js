@@ -188,8 +188,8 @@ export async function mountSplit(root, ctx) {
 
   root.append(
     verdictBox,
-    h('section', { class: 'card' }, h('h2', { class: 'card-title', text: `${service}: configured vs observed` }), h('p', { class: 'muted small', text: `In force: ${routeText}` }), table),
-    h('section', { class: 'card' }, shareChart),
+    h('section', { class: 'card split-card' }, h('h2', { class: 'card-title', text: `${service}: configured vs observed` }), h('p', { class: 'muted small', text: `In force: ${routeText}` }), table),
+    h('section', { class: 'card chart-card' }, shareChart),
     cards,
   );
   ctx.setState('ready');

@@ -437,7 +437,7 @@ function scatter(traces) {
   }
   const maxD = Math.max(1, ...traces.map((t) => num(t.duration_us)));
   const maxSpans = Math.max(1, ...traces.map((t) => num(t.span_count)));
-  const svg = s('svg', { class: 'scatter', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Trace durations over time' });
+  const svg = s('svg', { class: 'scatter', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Trace durations over time' });
   svg.appendChild(s('line', { class: 'axis', x1: PAD_L, y1: H - PAD_B, x2: W - 8, y2: H - PAD_B }));
   svg.appendChild(s('line', { class: 'axis', x1: PAD_L, y1: 8, x2: PAD_L, y2: H - PAD_B }));
   svg.appendChild(s('text', { class: 'axis-label', x: PAD_L - 6, y: 16, 'text-anchor': 'end', text: fmtDuration(maxD) }));

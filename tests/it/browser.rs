@@ -18,6 +18,30 @@ use crate::browser_data::{
 };
 use crate::support::{Mesh, client, eventually, patience};
 
+/// chromedriver's (pre-W3C, still served) browser log command.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        (
+            reqwest::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_owned()),
+        )
+    }
+}
+
 /// Where screenshots go: under Cargo's temp dir for integration tests
 /// (inside the target dir), never in the source tree.
 pub fn screenshot_dir() -> PathBuf {
@@ -88,6 +112,7 @@ impl Browser {
                 ],
             }),
         );
+        capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)
             .capabilities(capabilities)
@@ -205,6 +230,35 @@ impl Browser {
             .expect("text")
     }
 
+    /// Clicks an element by dispatching the event (SVG groups have no
+    /// reliable centre point for a pointer click).
+    pub async fn dispatch_click(&self, selector: &str) {
+        let found = self
+            .client
+            .execute(
+                "const el = document.querySelector(arguments[0]); \
+                 if (!el) return false; \
+                 el.dispatchEvent(new MouseEvent('click', {bubbles: true})); return true;",
+                vec![json!(selector)],
+            )
+            .await
+            .expect("execute");
+        assert_eq!(found, json!(true), "no {selector}");
+    }
+
+    /// Waits until `selector` matches at least `n` elements.
+    pub async fn wait_count(&self, selector: &str, n: usize) -> usize {
+        eventually(&format!("{n} × {selector}"), || async {
+            let count = self.count(selector).await;
+            if count >= n {
+                Ok(count)
+            } else {
+                Err(format!("{count}"))
+            }
+        })
+        .await
+    }
+
     pub async fn count(&self, selector: &str) -> usize {
         self.client
             .find_all(Locator::Css(selector))
@@ -222,9 +276,36 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {selector}: {e}"));
     }
 
+    /// The browser's console log since the last call (chromedriver's
+    /// `se/log`), entries at level SEVERE: failed loads, CSP violations,
+    /// uncaught errors, `console.error`.
+    pub async fn severe_console_entries(&self) -> Vec<Value> {
+        let log = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("chromedriver returns the browser log");
+        log.as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|entry| entry["level"] == "SEVERE")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// No errors on the page: neither what the page collected itself
+    /// (`window.__weftErrors`) nor SEVERE entries in the browser log.
     pub async fn assert_no_page_errors(&self, page: &str) {
         let errors = self.page_errors().await;
         assert!(errors.is_empty(), "page errors on {page}: {errors:?}");
+        let console = self.severe_console_entries().await;
+        assert!(
+            console.is_empty(),
+            "browser console errors on {page}: {console:?}"
+        );
     }
 
     pub async fn close(mut self) {
@@ -286,8 +367,48 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         rates.len() >= 5 && rates.iter().all(|r| r.parse::<f64>().unwrap_or(0.0) > 0.0),
         "an edge without a rate: {rates:?}"
     );
+    // Every in-mesh edge is mutual TLS (the demo runs STRICT); traffic from
+    // outside the mesh is not.
+    let mtls = browser.attribute_values("g.edge", "data-mtls").await;
+    assert_eq!(
+        mtls.iter().filter(|m| *m == "true").count(),
+        mtls.len() - 1,
+        "{mtls:?}"
+    );
+    assert!(browser.count("g.mtls-badge").await >= 4);
     browser.screenshot("graph").await;
     browser.assert_no_page_errors("graph").await;
+
+    // Click an edge: its recent traces, errors and slow ones first.
+    browser
+        .dispatch_click("g.edge[data-source='default/web'][data-target='default/stock-api-v2']")
+        .await;
+    browser.wait_count("#edge-traces tr.trace-row", 1).await;
+    browser.screenshot("graph-edge-traces").await;
+    // Click a node: its RED charts.
+    browser
+        .dispatch_click("g.node[data-workload='stock-api-v1']")
+        .await;
+    browser.wait_count("#node-red figure.chart-box", 3).await;
+    browser.screenshot("graph-node-red").await;
+    browser.assert_no_page_errors("graph clicks").await;
+
+    // Edge labels switch to a latency quantile.
+    browser
+        .goto(&format!("{base}#/graph?window=300&label=p99"))
+        .await;
+    assert_eq!(browser.wait_view("graph").await, "ready");
+    let label = browser.text("g.edge .edge-rate").await;
+    assert!(label.starts_with("p99"), "{label}");
+    // Replay of a past window (ending now) renders without live refresh.
+    let now_ms = crate::browser_data::now_us() / 1000;
+    browser
+        .goto(&format!("{base}#/graph?window=300&end_ms={now_ms}"))
+        .await;
+    assert_eq!(browser.wait_view("graph").await, "ready");
+    assert!(browser.count("g.edge").await >= 5);
+    assert!(browser.text(".refresh-status").await.contains("Replay"));
+    browser.assert_no_page_errors("graph replay").await;
 
     // --- Canary split: configured 90/10 (demo.yaml), observed close to it ---
     let split_url = mesh.collector_url("/api/weft/split?service=stock-api&window=300");
@@ -554,6 +675,22 @@ async fn graph_of_200_services_is_interactive_within_a_second() {
     let browser = Browser::start().await;
     browser.goto(&format!("{base}#/traces")).await;
     browser.wait_view("traces").await;
+    // The console-log channel works: a console.error shows up there.
+    browser
+        .client
+        .execute(
+            "console.error('probe'); window.__weftErrors.length = 0;",
+            vec![],
+        )
+        .await
+        .expect("execute");
+    let probe = browser.severe_console_entries().await;
+    assert!(
+        probe
+            .iter()
+            .any(|e| e["message"].as_str().unwrap_or("").contains("probe")),
+        "{probe:?}"
+    );
     let mut timings = Vec::new();
     for _ in 0..3 {
         browser.goto(&format!("{base}#/traces")).await;
@@ -566,11 +703,43 @@ async fn graph_of_200_services_is_interactive_within_a_second() {
     let apps = browser.attribute_values("g.node", "data-app").await;
     assert!(apps.len() >= 200, "{} nodes drawn", apps.len());
     // Interactive: a click selects a node and fills the side panel.
-    browser.click("g.node[data-app='svc-042']").await;
+    browser.dispatch_click("g.node[data-app='svc-042']").await;
     let side = browser.text(".graph-side").await;
     assert!(side.contains("svc-042"), "{side}");
     browser.screenshot("graph-200-services").await;
     browser.assert_no_page_errors("graph-200").await;
+
+    // Usable at this size: find, hide, focus.
+    browser
+        .goto(&format!("{base}#/graph?window=300&find=svc-042"))
+        .await;
+    assert_eq!(browser.wait_view("graph").await, "ready");
+    assert_eq!(browser.count("g.node.found").await, 1);
+    browser
+        .goto(&format!("{base}#/graph?window=300&hide=svc-1"))
+        .await;
+    assert_eq!(browser.wait_view("graph").await, "ready");
+    let shown = browser.attribute_values("g.node", "data-app").await;
+    assert!(
+        shown.len() < 120 && shown.iter().all(|a| !a.starts_with("svc-1")),
+        "{} nodes after hiding svc-1*",
+        shown.len()
+    );
+    browser
+        .goto(&format!("{base}#/graph?window=300&focus=svc-050"))
+        .await;
+    assert_eq!(browser.wait_view("graph").await, "ready");
+    let mut focused = browser.attribute_values("g.node", "data-app").await;
+    focused.sort();
+    focused.dedup();
+    assert_eq!(
+        focused,
+        [
+            "svc-023", "svc-030", "svc-037", "svc-050", "svc-063", "svc-070", "svc-077"
+        ]
+    );
+    browser.screenshot("graph-200-focus").await;
+    browser.assert_no_page_errors("graph-200 filters").await;
     timings.sort_by(f64::total_cmp);
     println!(
         "200-service graph interactive after {timings:?} ms (median {:.0})",

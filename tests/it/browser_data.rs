@@ -91,11 +91,14 @@ fn attribute(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
-/// `istio_requests_total` for a mesh of `services` apps (one workload
-/// `svc-N-v1` each; every tenth app also has a `v2`): service N calls
-/// N+1 … N+3 (fewer at the end), plus ingress traffic into the first ten.
-/// One cumulative point per series, destination-reported, over mTLS.
+/// `istio_requests_total` for a mesh of `services` apps in tiers of 20
+/// (one workload `svc-NNN-v1` each; every tenth app also has a `v2`):
+/// service N (tier t, position p) calls the tier t+1 services at positions
+/// p, p+7 and p+13 (mod 20); ingress traffic reaches tier 0; every 13th
+/// service answers some 503s. One cumulative point per series,
+/// destination-reported, over mTLS.
 pub fn synthetic_mesh_metrics(services: usize) -> Value {
+    const TIER: usize = 20;
     let now_ns = now_us() * 1000;
     let start_ns = now_ns - 60_000_000_000;
     let workload = |n: usize, v: &str| format!("svc-{n:03}-{v}");
@@ -132,11 +135,14 @@ pub fn synthetic_mesh_metrics(services: usize) -> Value {
         } else {
             &["v1"]
         };
+        let (tier, position) = (dest / TIER, dest % TIER);
         for version in versions {
-            if dest < 10 {
+            if tier == 0 {
                 point(None, dest, version, "200", 600.0);
+                continue;
             }
-            for source in dest.saturating_sub(3)..dest {
+            for shift in [0, TIER - 7, TIER - 13] {
+                let source = (tier - 1) * TIER + (position + shift) % TIER;
                 let requests = 300.0 + f64::from(u32::try_from(dest % 7).unwrap_or(0)) * 50.0;
                 point(Some(source), dest, version, "200", requests);
                 if dest % 13 == 0 {
