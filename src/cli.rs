@@ -56,6 +56,11 @@ pub struct DemoArgs {
     /// Requests per second of the built-in load generator (0 = off).
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
+    /// Require credentials on the dashboard and APIs, as `weft collector
+    /// --auth` (bearer:TOKEN, basic:USER:PASSWORD, bearer-file:PATH,
+    /// basic-file:PATH). Off by default.
+    #[arg(long, value_name = "SCHEME:SECRET")]
+    pub auth: Option<weft_collector::Auth>,
 }
 
 #[derive(Debug, Args)]
@@ -340,7 +345,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         metrics_interval: Duration::from_secs(2),
         telemetry: weft_proxy::TelemetryOptions::default(),
     }
-    .build()
+    .build_with_auth(args.auth)
     .await?;
     println!("dashboard: {}", demo.dashboard_url());
     shutdown_signal().await;
