@@ -59,12 +59,13 @@ export function lineChart({ title, series, format, min }) {
       pen = true;
     }
     if (d) svg.appendChild(s('path', { class: `chart-line series-${index % 6}`, d, 'data-series': one.name }));
-    // Lone points (a line needs two) still show.
-    for (const [t, v] of one.points) {
-      if (v !== null && Number.isFinite(v) && one.points.length < 3) {
+    // Isolated points (no value on either side: a line needs two) still show.
+    const has = (k) => k >= 0 && k < one.points.length && one.points[k][1] !== null && Number.isFinite(one.points[k][1]);
+    one.points.forEach(([t, v], k) => {
+      if (has(k) && !has(k - 1) && !has(k + 1)) {
         svg.appendChild(s('circle', { class: `chart-dot series-${index % 6}`, cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 3 }));
       }
-    }
+    });
   });
   const legend = h(
     'div',

@@ -376,6 +376,31 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         "{mtls:?}"
     );
     assert!(browser.count("g.mtls-badge").await >= 4);
+    // The layout stays put across a live refresh.
+    let positions = "return [...document.querySelectorAll('g.node')].map(g => \
+        g.dataset.id + '@' + g.querySelector('circle.node-ring').getAttribute('cx') + ',' + \
+        g.querySelector('circle.node-ring').getAttribute('cy')).sort().join(' ');";
+    let before = browser
+        .client
+        .execute(positions, vec![])
+        .await
+        .expect("positions");
+    let stamp = browser.text(".refresh-status").await;
+    eventually("a live refresh of the graph", || async {
+        let now = browser.text(".refresh-status").await;
+        if now != stamp && now.starts_with("Updated") {
+            Ok(())
+        } else {
+            Err(now)
+        }
+    })
+    .await;
+    let after = browser
+        .client
+        .execute(positions, vec![])
+        .await
+        .expect("positions");
+    assert_eq!(before, after, "nodes moved on refresh");
     browser.screenshot("graph").await;
     browser.assert_no_page_errors("graph").await;
 
@@ -643,6 +668,19 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         .execute("window.scrollTo(0, 0);", vec![])
         .await
         .expect("scroll");
+    // Collapsing the root hides its 9,999 descendants; expanding shows them.
+    browser.dispatch_click("div.span-row .toggle").await;
+    eventually("the collapsed trace", || async {
+        let rows = browser.count("div.span-row").await;
+        if rows == 1 {
+            Ok(())
+        } else {
+            Err(format!("{rows} rows"))
+        }
+    })
+    .await;
+    browser.dispatch_click("div.span-row .toggle").await;
+    browser.wait_count("div.span-row", 40).await;
     browser.screenshot("trace-10000-spans").await;
     browser.assert_no_page_errors("big trace").await;
 
