@@ -729,3 +729,103 @@ async fn split(
         verdict: red::verdict(&traffic),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn search_reads_tags_durations_order_and_page() {
+        let found = search(&params(&[
+            ("service", "web"),
+            ("tag", "http.response.status_code=503"),
+            ("tag", " weft.subset = v2 "),
+            ("tag", "note=a=b"),
+            ("min_duration_us", "1500"),
+            ("max_duration_us", "20000"),
+            ("order", "longest"),
+            ("limit", "50"),
+            ("offset", "100"),
+            ("start_us", "1000"),
+            ("end_us", "2000"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.order, "longest");
+        let query = found.query;
+        assert_eq!(query.service.as_deref(), Some("web"));
+        assert_eq!(
+            query.tags,
+            [
+                ("http.response.status_code".to_owned(), "503".to_owned()),
+                ("weft.subset".to_owned(), "v2".to_owned()),
+                ("note".to_owned(), "a=b".to_owned()),
+            ]
+        );
+        assert_eq!((query.limit, query.offset), (50, 100));
+        assert_eq!(
+            (query.start_unix_nano, query.end_unix_nano),
+            (1_000_000, 2_000_000)
+        );
+        assert_eq!(query.min_duration_nano, Some(1_500_000));
+        assert_eq!(query.max_duration_nano, Some(20_000_000));
+    }
+
+    #[test]
+    fn search_rejects_bad_input() {
+        for bad in [
+            vec![("tag", "novalue")],
+            vec![("tag", "=v")],
+            vec![("order", "random")],
+            vec![("limit", "0")],
+            vec![("limit", "1001")],
+            vec![("min_duration_us", "10"), ("max_duration_us", "5")],
+            vec![("start_us", "3000"), ("end_us", "2000")],
+            vec![("min_duration_us", "ten")],
+        ] {
+            assert!(
+                matches!(search(&params(&bad)), Err(ApiError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_sort_in_the_asked_order() {
+        let summary = |id: &str, start_us, duration_us, span_count| TraceSummary {
+            trace_id: id.to_owned(),
+            root_service: String::new(),
+            root_operation: String::new(),
+            start_us,
+            duration_us,
+            span_count,
+            error_count: 0,
+            services: Vec::new(),
+        };
+        let mut page = vec![
+            summary("a", 1, 30, 2),
+            summary("b", 3, 10, 9),
+            summary("c", 2, 20, 5),
+        ];
+        let ids =
+            |page: &[TraceSummary]| page.iter().map(|t| t.trace_id.clone()).collect::<Vec<_>>();
+        for (order, expected) in [
+            ("newest", ["b", "c", "a"]),
+            ("oldest", ["a", "c", "b"]),
+            ("longest", ["a", "c", "b"]),
+            ("shortest", ["b", "c", "a"]),
+            ("most_spans", ["b", "c", "a"]),
+        ] {
+            sort_summaries(&mut page, order);
+            assert_eq!(ids(&page), expected, "{order}");
+        }
+    }
+}
