@@ -207,6 +207,10 @@ pub struct ControlArgs {
     /// Lifetime of workload certificates, seconds (default 24 h).
     #[arg(long, default_value_t = 86400)]
     pub cert_lifetime: u64,
+    /// DNS name or IP address the control plane's serving certificate names (repeatable);
+    /// proxies on other hosts verify `--control https://NAME:15012` against it.
+    #[arg(long = "server-name", value_name = "NAME", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    pub server_names: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -504,6 +508,7 @@ async fn control(args: ControlArgs) -> anyhow::Result<()> {
     config.config_paths = args.config.into_iter().collect();
     config.tokens_file = args.tokens;
     config.workload_cert_lifetime = Duration::from_secs(args.cert_lifetime.max(1));
+    config.server_names = args.server_names;
     let control = config.build().await.context("starting the control plane")?;
     println!("control: {}", control.url());
     shutdown_signal().await;
