@@ -167,6 +167,9 @@ async fn traces(
         max_duration_nano: None,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         offset: usize::try_from(params.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: crate::store::TraceOrder::Newest,
     };
     let found = store.find_traces(&query).await?;
     let spans = store.get_traces(&found.trace_ids).await?;
