@@ -5,6 +5,7 @@ mod browser;
 mod check;
 mod demo_cli;
 mod exactness;
+mod inject;
 mod mesh;
 mod propagation;
 mod robustness;
