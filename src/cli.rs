@@ -37,6 +37,30 @@ pub enum Command {
     /// Offline CA operations: create the root, issue a workload certificate.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Add the weft sidecar to Kubernetes manifests (like `istioctl kube-inject`); writes
+    /// the result to stdout, what was injected or skipped to stderr.
+    Inject(InjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// Manifest files (`-`: standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Container image with the `weft` binary.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Control plane URL, as the pods resolve it.
+    #[arg(long, default_value = "https://weft-control.weft-system.svc:15012")]
+    pub control: String,
+    /// OTLP/gRPC endpoint of the collector (`none`: no telemetry export).
+    #[arg(long, default_value = "http://weft-collector.weft-system.svc:4317")]
+    pub collector: String,
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Share of new traces the sidecars sample, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.01)]
+    pub sampling: f64,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +242,10 @@ pub struct ControlArgs {
     /// Lifetime of workload certificates, seconds (default 24 h).
     #[arg(long, default_value_t = 86400)]
     pub cert_lifetime: u64,
+    /// DNS name or IP address the control plane's serving certificate names (repeatable);
+    /// proxies on other hosts verify `--control https://NAME:15012` against it.
+    #[arg(long = "server-name", value_name = "NAME", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    pub server_names: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +312,15 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Check(args) = &cli.command {
         return check(args);
     }
+    if let Command::Inject(args) = &cli.command {
+        return match inject(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Ca(command) = &cli.command {
         return match ca(command) {
             Ok(()) => ExitCode::SUCCESS,
@@ -310,7 +347,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Collector(args) => collector(args).await,
             Command::Proxy(args) => proxy(*args).await,
             Command::Control(args) => control(args).await,
-            Command::Check(_) | Command::Ca(_) => Ok(()),
+            Command::Check(_) | Command::Ca(_) | Command::Inject(_) => Ok(()),
         }
     });
     match result {
@@ -320,6 +357,49 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `weft inject`: every file is read and injected before anything is written, so a bad file
+/// leaves stdout empty.
+fn inject(args: &InjectArgs) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut options = weft_config::inject::InjectOptions {
+        control_url: args.control.clone(),
+        collector_url: (args.collector != "none").then(|| args.collector.clone()),
+        trust_domain: args.trust_domain.clone(),
+        sampling: args.sampling,
+        ..Default::default()
+    };
+    if let Some(image) = &args.image {
+        options.image.clone_from(image);
+    }
+    let mut out = String::new();
+    for file in &args.files {
+        let text = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            text
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        };
+        let injected = weft_config::inject::inject(file, &text, &options)?;
+        for workload in &injected.injected {
+            eprintln!("{}: injected {workload}", file.display());
+        }
+        for skipped in &injected.skipped {
+            eprintln!("{}: skipped {skipped}", file.display());
+        }
+        if !out.is_empty() && !injected.text.starts_with("---") {
+            out.push_str("---\n");
+        }
+        out.push_str(&injected.text);
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .context("writing standard output")?;
+    Ok(())
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
@@ -516,6 +596,7 @@ async fn control(args: ControlArgs) -> anyhow::Result<()> {
     config.config_paths = args.config.into_iter().collect();
     config.tokens_file = args.tokens;
     config.workload_cert_lifetime = Duration::from_secs(args.cert_lifetime.max(1));
+    config.server_names = args.server_names;
     let control = config.build().await.context("starting the control plane")?;
     println!("control: {}", control.url());
     shutdown_signal().await;

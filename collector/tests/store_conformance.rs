@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::json;
 use weft_collector::store::{
     self, Attributes, Event, Link, MetricKind, MetricPoint, MetricSeries, PointValue, Scope, Span,
-    SpanId, SpanKind, StatusCode, Store, Temporality, TraceId, TraceQuery,
+    SpanId, SpanKind, StatusCode, Store, Temporality, TraceId, TraceOrder, TraceQuery,
+    TraceSummary,
 };
 
 const SECOND: i64 = 1_000_000_000;
@@ -114,6 +115,9 @@ fn trace_query(start: i64, end: i64) -> TraceQuery {
         max_duration_nano: None,
         limit: 20,
         offset: 0,
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: TraceOrder::Newest,
     }
 }
 
@@ -147,6 +151,7 @@ async fn conformance(store: &dyn Store) {
     idempotent_writes(store).await;
     services_and_operations(store).await;
     trace_search(store).await;
+    trace_summaries_and_order(store).await;
     metric_windows(store).await;
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
@@ -372,6 +377,249 @@ async fn trace_search(store: &dyn Store) {
     check(tags(&[("s", "text"), ("http.method", "POST")]), vec![]).await;
 }
 
+/// Summaries, orders, whole-trace durations; a trace whose spans arrive
+/// out of order in several batches, with a re-sent span.
+async fn trace_summaries_and_order(store: &dyn Store) {
+    let all = trace_query(T0, T0 + 60 * SECOND);
+    let found = store.find_traces(&all).await.unwrap();
+    let summary_two = TraceSummary {
+        trace_id: trace_id(2),
+        start_unix_nano: T0 + 10 * SECOND,
+        duration_nano: 1_000,
+        span_count: 1,
+        error_count: 0,
+        root_service: Some("web".to_owned()),
+        root_operation: Some("GET /health".to_owned()),
+        services: vec![("web".to_owned(), 1)],
+    };
+    let summary_one = TraceSummary {
+        trace_id: trace_id(1),
+        start_unix_nano: T0,
+        // The last span ("render") ends at T0 + 3 s + 1 µs.
+        duration_nano: 3 * SECOND + 1_000,
+        span_count: 4,
+        error_count: 1,
+        root_service: Some("web".to_owned()),
+        root_operation: Some("GET /".to_owned()),
+        services: vec![("stock-api".to_owned(), 1), ("web".to_owned(), 3)],
+    };
+    assert_eq!(
+        found.summaries,
+        vec![summary_two.clone(), summary_one.clone()],
+        "a re-sent span with another name changed nothing"
+    );
+    // The service path returns the same summaries.
+    let found = store
+        .find_traces(&TraceQuery {
+            service: Some("stock-api".to_owned()),
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.summaries, vec![summary_one.clone()]);
+
+    let check = |query: TraceQuery, expected: Vec<TraceId>, total: u64| async move {
+        let found = store.find_traces(&query).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{query:?}");
+        assert_eq!(found.total, total, "{query:?}");
+        let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
+        assert_eq!(ids, expected, "summaries in the order of the ids");
+    };
+    let ordered = |order: TraceOrder| TraceQuery {
+        order,
+        ..all.clone()
+    };
+    check(
+        ordered(TraceOrder::Newest),
+        vec![trace_id(2), trace_id(1)],
+        2,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::Oldest),
+        vec![trace_id(1), trace_id(2)],
+        2,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::Longest),
+        vec![trace_id(1), trace_id(2)],
+        2,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::Shortest),
+        vec![trace_id(2), trace_id(1)],
+        2,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::MostSpans),
+        vec![trace_id(1), trace_id(2)],
+        2,
+    )
+    .await;
+    // Order applies before offset and limit; total stays the true total.
+    check(
+        TraceQuery {
+            limit: 1,
+            offset: 1,
+            ..ordered(TraceOrder::Oldest)
+        },
+        vec![trace_id(2)],
+        2,
+    )
+    .await;
+    check(
+        TraceQuery {
+            limit: 1,
+            ..ordered(TraceOrder::Shortest)
+        },
+        vec![trace_id(2)],
+        2,
+    )
+    .await;
+    check(
+        TraceQuery {
+            offset: 5,
+            ..all.clone()
+        },
+        vec![],
+        2,
+    )
+    .await;
+    // Whole-trace durations, unlike span durations.
+    check(
+        TraceQuery {
+            min_trace_duration_nano: Some(SECOND),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+        1,
+    )
+    .await;
+    check(
+        TraceQuery {
+            max_trace_duration_nano: Some(1_000),
+            ..all.clone()
+        },
+        vec![trace_id(2)],
+        1,
+    )
+    .await;
+    check(
+        TraceQuery {
+            min_trace_duration_nano: Some(SECOND),
+            max_duration_nano: Some(1_000),
+            service: Some("web".to_owned()),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+        1,
+    )
+    .await;
+    check(
+        TraceQuery {
+            min_trace_duration_nano: Some(SECOND),
+            service: Some("web".to_owned()),
+            ..all.clone()
+        },
+        vec![trace_id(1)],
+        1,
+    )
+    .await;
+
+    // Trace 50 arrives in three batches: a child first, then its root
+    // (which starts earlier) with the child re-sent, then an error span.
+    let child = span(
+        50,
+        2,
+        Some(1),
+        "stock-api",
+        "GET /price",
+        T0 + 20 * SECOND,
+        5_000_000,
+    );
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
+    let only_child = store
+        .find_traces(&TraceQuery {
+            service: Some("stock-api".to_owned()),
+            ..trace_query(T0 + 20 * SECOND, T0 + 20 * SECOND)
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_child.trace_ids, vec![trace_id(50)]);
+    assert_eq!(only_child.summaries[0].root_service, None);
+    let root = span(50, 1, None, "web", "GET /a", T0 + 19 * SECOND, 2 * SECOND);
+    store.write_spans(&[root, child]).await.unwrap();
+    let mut failed = span(
+        50,
+        3,
+        Some(1),
+        "web",
+        "render",
+        T0 + 19 * SECOND + SECOND / 2,
+        1_000_000,
+    );
+    failed.status_code = StatusCode::Error;
+    store.write_spans(&[failed]).await.unwrap();
+    let expected = TraceSummary {
+        trace_id: trace_id(50),
+        start_unix_nano: T0 + 19 * SECOND,
+        duration_nano: 2 * SECOND,
+        span_count: 3,
+        error_count: 1,
+        root_service: Some("web".to_owned()),
+        root_operation: Some("GET /a".to_owned()),
+        services: vec![("stock-api".to_owned(), 1), ("web".to_owned(), 2)],
+    };
+    for service in [None, Some("stock-api"), Some("web")] {
+        let found = store
+            .find_traces(&TraceQuery {
+                service: service.map(str::to_owned),
+                ..trace_query(T0 + 19 * SECOND, T0 + 19 * SECOND)
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.summaries, vec![expected.clone()], "{service:?}");
+        assert_eq!(found.total, 1);
+    }
+    // The window bounds the trace start, not the start of the matching span.
+    check(
+        TraceQuery {
+            service: Some("stock-api".to_owned()),
+            ..trace_query(T0 + 20 * SECOND, T0 + 60 * SECOND)
+        },
+        vec![],
+        0,
+    )
+    .await;
+    check(
+        TraceQuery {
+            operation: Some("GET /price".to_owned()),
+            ..trace_query(T0 + 19 * SECOND, T0 + 60 * SECOND)
+        },
+        vec![trace_id(50)],
+        1,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::MostSpans),
+        vec![trace_id(1), trace_id(50), trace_id(2)],
+        3,
+    )
+    .await;
+    check(
+        ordered(TraceOrder::Newest),
+        vec![trace_id(50), trace_id(2), trace_id(1)],
+        3,
+    )
+    .await;
+}
+
 async fn metric_windows(store: &dyn Store) {
     let a = [("edge", "a")];
     let b = [("edge", "b")];
@@ -518,13 +766,55 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     );
     assert_eq!(store.dependencies(old + 5, old + 10).await.unwrap(), vec![]);
 
+    let old_window = trace_query(old - 1, old + 10);
+    let found = store.find_traces(&old_window).await.unwrap();
+    assert_eq!(found.summaries[0].span_count, 4);
+    assert_eq!(found.summaries[0].root_service.as_deref(), Some("old-web"));
+
     let before = store.span_count().await.unwrap();
     assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    // The root span went: the summary follows the remaining spans.
+    let found = store.find_traces(&old_window).await.unwrap();
+    assert_eq!(
+        found.summaries,
+        vec![TraceSummary {
+            trace_id: trace_id(200),
+            start_unix_nano: old + 1,
+            duration_nano: 5,
+            span_count: 3,
+            error_count: 1,
+            root_service: None,
+            root_operation: None,
+            services: vec![
+                ("old-cache".to_owned(), 1),
+                ("old-db".to_owned(), 1),
+                ("old-web".to_owned(), 1),
+            ],
+        }]
+    );
+    let by_service = store
+        .find_traces(&TraceQuery {
+            service: Some("old-db".to_owned()),
+            ..old_window.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_service.trace_ids, vec![trace_id(200)]);
     let cutoff = old + 100;
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 2);
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 1);
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 0);
     assert_eq!(store.span_count().await.unwrap(), before - 4);
+    let found = store.find_traces(&old_window).await.unwrap();
+    assert_eq!((found.trace_ids.len(), found.total), (0, 0));
+    let by_service = store
+        .find_traces(&TraceQuery {
+            service: Some("old-db".to_owned()),
+            ..old_window
+        })
+        .await
+        .unwrap();
+    assert_eq!((by_service.trace_ids.len(), by_service.total), (0, 0));
     store.prune_span_catalog().await.unwrap();
     assert_eq!(
         store.services().await.unwrap(),

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod duration;
+pub mod inject;
 pub mod mesh;
 pub mod model;
 pub mod security;

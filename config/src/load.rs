@@ -19,8 +19,8 @@ use crate::validate::{self, Invalid, Problem, Problems};
 
 mod yaml;
 
-pub(crate) use yaml::{Chunk, split_documents};
-use yaml::{quote_flow_scalar, yaml_message};
+use yaml::quote_flow_scalar;
+pub(crate) use yaml::{Chunk, split_documents, yaml_message};
 
 /// Loading failed: the configuration has errors. Carries every finding (errors, warnings and
 /// notes); its `Display` lists the errors, one `PATH:LINE:COL: ...` line each.

@@ -6,6 +6,7 @@ mod browser_data;
 mod check;
 mod demo_cli;
 mod exactness;
+mod inject;
 mod mesh;
 mod propagation;
 mod robustness;

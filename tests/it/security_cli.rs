@@ -509,3 +509,63 @@ async fn config_from_the_control_plane_is_swapped_and_an_invalid_one_refused() {
     proxy.shutdown().await;
     control.shutdown().await;
 }
+
+/// `weft control --server-name`: proxies on other hosts reach the control plane by a name or
+/// address its serving certificate carries; any other name fails verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_serving_certificate_names_the_server_names_given() {
+    install_provider();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_dir = dir.path().join("ca");
+    let (mut control, url) = start(
+        &[
+            "control",
+            "--ca-dir",
+            path(&ca_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--server-name",
+            "control.mesh.test",
+            "--server-name",
+            "10.9.8.7",
+        ],
+        "control: ",
+    )
+    .await;
+    let addr: SocketAddr = url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("control address");
+    let root = std::fs::read(ca_dir.join("root-cert.pem")).expect("root");
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&root) {
+        roots.add(cert.expect("pem")).expect("root cert");
+    }
+    let tls = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let handshake = |name: &'static str| {
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from(name).expect("server name");
+            connector.connect(name, tcp).await.map(drop)
+        }
+    };
+    handshake("control.mesh.test")
+        .await
+        .expect("the DNS name given is in the certificate");
+    handshake("10.9.8.7")
+        .await
+        .expect("the IP address given is in the certificate");
+    let refused = handshake("localhost").await;
+    assert!(
+        refused.is_err(),
+        "names not given (here the default localhost) are not in the certificate"
+    );
+    let _ = control.start_kill();
+    let _ = tokio::time::timeout(patience(), control.wait()).await;
+}

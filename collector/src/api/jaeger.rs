@@ -316,6 +316,9 @@ fn search_query(params: &Params) -> Result<TraceQuery, ApiError> {
         max_duration_nano,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         offset: 0,
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: crate::store::TraceOrder::Newest,
     })
 }
 

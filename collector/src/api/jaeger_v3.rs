@@ -193,6 +193,9 @@ fn search_query(params: &Params) -> Result<TraceQuery, ApiError> {
         max_duration_nano,
         limit: usize::try_from(depth.clamp(1, MAX_SEARCH_DEPTH)).unwrap_or(20),
         offset: 0,
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: crate::store::TraceOrder::Newest,
     })
 }
 

@@ -243,6 +243,9 @@ fn search(params: &Params) -> Result<Search, ApiError> {
         max_duration_nano: max_trace_duration_nano,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         offset: usize::try_from(params.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: crate::store::TraceOrder::Newest,
     };
     Ok(Search { query, order })
 }

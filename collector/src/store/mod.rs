@@ -12,6 +12,7 @@ mod model;
 pub mod postgres;
 mod row;
 pub mod sqlite;
+mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub use catalog::{DependencyLink, Operation, RETENTION_BATCH};
 pub use model::{
     Attributes, Event, FoundTraces, InvalidId, Labels, Link, MetricKind, MetricPoint, MetricSeries,
     NumberPoint, PointValue, Scope, SeriesWindow, Span, SpanId, SpanKind, StatusCode, Temporality,
-    TraceId, TraceQuery,
+    TraceId, TraceOrder, TraceQuery, TraceSummary,
 };
 
 pub use metrics::{
@@ -85,13 +86,23 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     /// MUST be skipped silently (an unknown single trace gives an empty list).
     async fn get_traces(&self, trace_ids: &[TraceId]) -> Result<Vec<Span>, StoreError>;
 
-    /// Traces with at least one span that matches every filter of `query`
-    /// and starts inside its window.
+    /// Traces that start inside the query's window (inclusive bounds on the
+    /// earliest stored span start of the trace), whose whole-trace duration
+    /// lies within `min/max_trace_duration_nano`, and that have at least one
+    /// span matching every span filter (`service`, `operation`, `tags`,
+    /// `min/max_duration_nano`; the filters apply to the same span).
     ///
-    /// The ids MUST be ordered by the start of their earliest matching span,
-    /// newest first, and MUST be at most `query.limit`; `total` MUST count all
-    /// matching traces. Tag filters MAY match resource attributes as well as
-    /// span attributes.
+    /// The ids MUST be sorted by `query.order`, ties broken by trace start
+    /// then trace id, both descending (ascending for `Oldest`); `offset` matching
+    /// traces skipped, and MUST be at most `query.limit`; `total` MUST count
+    /// all matching traces (not only the page). `summaries` MUST hold one
+    /// [`TraceSummary`] per id, in the same order, computed over all stored
+    /// spans of the trace (not only the matching ones). Tag filters MAY match
+    /// resource attributes as well as span attributes.
+    ///
+    /// A trace's start, duration and summary MUST reflect every span stored
+    /// so far, whatever the order and batching in which its spans arrived,
+    /// and MUST follow the retention deletes.
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError>;
 
     /// The number points (gauge or sum) of metric `name` around the window
@@ -135,7 +146,9 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     async fn span_count(&self) -> Result<u64, StoreError>;
 
     /// Deletes at most `limit` spans that started before `cutoff_unix_nano`,
-    /// in one short transaction; returns how many were deleted. The
+    /// in one short transaction (which also updates the summaries of the
+    /// traces concerned, dropping those left without spans); returns how
+    /// many were deleted. The
     /// retention task calls it until it returns less than `limit`.
     async fn delete_spans_before(
         &self,
@@ -144,7 +157,8 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
 
     /// Deletes the `limit` spans with the oldest start times (at most), in
-    /// one short transaction; returns how many were deleted.
+    /// one short transaction (summaries as for
+    /// [`Store::delete_spans_before`]); returns how many were deleted.
     async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError>;
 
     /// Removes `operations` and `remote_services` rows that no stored span

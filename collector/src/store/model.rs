@@ -280,8 +280,9 @@ pub struct Scope {
     pub version: String,
 }
 
-/// What a trace search asks for. Times are inclusive bounds on span starts.
-#[derive(Clone, Debug, PartialEq)]
+/// What a trace search asks for. Times are inclusive bounds on the start
+/// of the trace (its earliest stored span).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TraceQuery {
     pub service: Option<String>,
     pub operation: Option<String>,
@@ -293,18 +294,60 @@ pub struct TraceQuery {
     pub min_duration_nano: Option<i64>,
     pub max_duration_nano: Option<i64>,
     pub limit: usize,
-    /// Matching traces to skip (newest first) before the page starts.
+    /// Matching traces to skip (in `order`) before the page starts.
     pub offset: usize,
+    /// Whole-trace duration bounds (trace end − trace start over all its spans), unlike
+    /// min/max_duration_nano which, as in Jaeger, apply to the matching span.
+    pub min_trace_duration_nano: Option<i64>,
+    pub max_trace_duration_nano: Option<i64>,
+    pub order: TraceOrder,
+}
+
+/// The order of a trace search's results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceOrder {
+    /// Latest trace start first.
+    #[default]
+    Newest,
+    /// Earliest trace start first.
+    Oldest,
+    /// Longest whole-trace duration first.
+    Longest,
+    /// Shortest whole-trace duration first.
+    Shortest,
+    /// Most spans first.
+    MostSpans,
+}
+
+/// One trace in a search result.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TraceSummary {
+    pub trace_id: TraceId,
+    /// The earliest span start.
+    pub start_unix_nano: i64,
+    /// The latest span end − the earliest span start.
+    pub duration_nano: i64,
+    pub span_count: u32,
+    /// Spans with status ERROR.
+    pub error_count: u32,
+    /// The service of the span without parent, if stored.
+    pub root_service: Option<String>,
+    /// The name of the span without parent, if stored.
+    pub root_operation: Option<String>,
+    /// Service name → span count, sorted by name.
+    pub services: Vec<(String, u32)>,
 }
 
 /// The result of a trace search.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoundTraces {
-    /// At most `limit` ids, the most recently started first, after skipping
-    /// `offset`.
+    /// At most `limit` ids in the query's order, after skipping `offset`.
     pub trace_ids: Vec<TraceId>,
     /// How many traces match in total (not only this page).
     pub total: u64,
+    /// One summary per id of `trace_ids`, in the same order.
+    pub summaries: Vec<TraceSummary>,
 }
 
 /// The kind of a metric, from its OTLP data case.

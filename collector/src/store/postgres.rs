@@ -15,6 +15,7 @@ use super::row::{
     PointColumns, SpanRow, from_json, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
 use super::row::{operation_rows, peer_service};
+use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -67,9 +68,56 @@ const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_na
      AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
      GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
-     FROM spans WHERE start_unix_nano < $1 LIMIT $2))";
+     FROM spans WHERE start_unix_nano < $1 LIMIT $2)) RETURNING trace_id";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
-     FROM spans ORDER BY start_unix_nano LIMIT $1))";
+     FROM spans ORDER BY start_unix_nano LIMIT $1)) RETURNING trace_id";
+
+/// Merges a batch's share of trace summaries into the stored ones (one row
+/// per trace, sorted by trace id: concurrent writers lock in one order).
+const UPSERT_SUMMARIES: &str = "INSERT INTO trace_summaries AS t (trace_id, start_unix_nano, \
+     end_unix_nano, duration_nano, span_count, error_count, root_service, root_operation) \
+     SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int4[], \
+     $6::int4[], $7::text[], $8::text[]) \
+     ON CONFLICT (trace_id) DO UPDATE SET \
+     start_unix_nano = LEAST(t.start_unix_nano, EXCLUDED.start_unix_nano), \
+     end_unix_nano = GREATEST(t.end_unix_nano, EXCLUDED.end_unix_nano), \
+     duration_nano = GREATEST(t.end_unix_nano, EXCLUDED.end_unix_nano) \
+         - LEAST(t.start_unix_nano, EXCLUDED.start_unix_nano), \
+     span_count = t.span_count + EXCLUDED.span_count, \
+     error_count = t.error_count + EXCLUDED.error_count, \
+     root_service = COALESCE(t.root_service, EXCLUDED.root_service), \
+     root_operation = CASE WHEN t.root_service IS NULL THEN EXCLUDED.root_operation \
+         ELSE t.root_operation END \
+     RETURNING trace_id, start_unix_nano, span_count";
+const UPSERT_TRACE_SERVICES: &str = "INSERT INTO trace_services AS s (trace_id, service_name, \
+     span_count, trace_start) \
+     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int4[], $4::int8[]) \
+     ON CONFLICT (trace_id, service_name) DO UPDATE SET \
+     span_count = s.span_count + EXCLUDED.span_count, trace_start = EXCLUDED.trace_start";
+/// Traces whose start moved earlier: rows of services the batch did not
+/// touch still carry the old start.
+const UPDATE_TRACE_STARTS: &str = "UPDATE trace_services s SET trace_start = u.start \
+     FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
+     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start";
+/// Recomputes the summaries of the traces `$1` from their remaining spans.
+const REFRESH_SUMMARIES: [&str; 5] = [
+    "DELETE FROM trace_services WHERE trace_id = ANY ($1)",
+    "DELETE FROM trace_summaries WHERE trace_id = ANY ($1)",
+    "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
+     span_count, error_count) \
+     SELECT trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
+     MAX(start_unix_nano + duration_nano) - MIN(start_unix_nano), COUNT(*), \
+     SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_id = ANY ($1) \
+     GROUP BY trace_id",
+    "UPDATE trace_summaries SET (root_service, root_operation) = \
+     (SELECT s.service_name, s.operation FROM spans s \
+     WHERE s.trace_id = trace_summaries.trace_id AND s.parent_span_id IS NULL \
+     ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_id = ANY ($1)",
+    "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
+     SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
+     FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+     WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name",
+];
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
 /// Remote services are listed while their service has spans.
@@ -146,6 +194,85 @@ const INSERT_SPANS_UNNEST: &str = "INSERT INTO spans (trace_id, span_id, parent_
      attributes, events, links, resource, scope) \
      ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
 
+/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+async fn write_summaries(
+    tx: &mut sqlx::PgConnection,
+    deltas: &[TraceDelta<'_>],
+) -> Result<(), StoreError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Vec<u8>> = deltas.iter().map(|d| d.trace_id.0.to_vec()).collect();
+    let returned = sqlx::query(UPSERT_SUMMARIES)
+        .bind(&ids)
+        .bind(deltas.iter().map(|d| d.start_unix_nano).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|d| d.end_unix_nano).collect::<Vec<_>>())
+        .bind(
+            deltas
+                .iter()
+                .map(TraceDelta::duration_nano)
+                .collect::<Vec<_>>(),
+        )
+        .bind(deltas.iter().map(|d| d.span_count).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|d| d.error_count).collect::<Vec<_>>())
+        .bind(
+            deltas
+                .iter()
+                .map(TraceDelta::root_service)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deltas
+                .iter()
+                .map(TraceDelta::root_operation)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+    // trace id → (stored start, stored span count) after the merge.
+    let mut merged: HashMap<Vec<u8>, (i64, i32)> = HashMap::with_capacity(returned.len());
+    for row in returned {
+        merged.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+    }
+    let mut service_ids = Vec::new();
+    let mut service_names = Vec::new();
+    let mut service_counts = Vec::new();
+    let mut service_starts = Vec::new();
+    let mut moved_ids = Vec::new();
+    let mut moved_starts = Vec::new();
+    for (delta, id) in deltas.iter().zip(&ids) {
+        let (start, count) = merged
+            .get(id)
+            .copied()
+            .unwrap_or((delta.start_unix_nano, delta.span_count));
+        for (service, spans) in &delta.services {
+            service_ids.push(id.clone());
+            service_names.push(*service);
+            service_counts.push(*spans);
+            service_starts.push(start);
+        }
+        if count > delta.span_count {
+            moved_ids.push(id.clone());
+            moved_starts.push(start);
+        }
+    }
+    sqlx::query(UPSERT_TRACE_SERVICES)
+        .bind(service_ids)
+        .bind(service_names)
+        .bind(service_counts)
+        .bind(service_starts)
+        .execute(&mut *tx)
+        .await?;
+    if !moved_ids.is_empty() {
+        sqlx::query(UPDATE_TRACE_STARTS)
+            .bind(moved_ids)
+            .bind(moved_starts)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Spans and metrics in a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
@@ -166,11 +293,47 @@ impl PostgresStore {
     }
 }
 
+/// `FROM ... WHERE ...` of a search over the summary tables.
+fn push_search_filters(
+    builder: &mut QueryBuilder<Postgres>,
+    query: &TraceQuery,
+    plan: &SearchPlan,
+) {
+    if plan.by_service {
+        builder.push(
+            " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+             WHERE s.service_name = ",
+        );
+        builder.push_bind(query.service.clone());
+        builder.push(" AND s.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND s.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+    } else {
+        builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND t.start_unix_nano <= ");
+        builder.push_bind(query.end_unix_nano);
+    }
+    if let Some(min) = query.min_trace_duration_nano {
+        builder.push(" AND t.duration_nano >= ");
+        builder.push_bind(min);
+    }
+    if let Some(max) = query.max_trace_duration_nano {
+        builder.push(" AND t.duration_nano <= ");
+        builder.push_bind(max);
+    }
+    if plan.span_filter {
+        // A trace's spans start at or after the trace: the window's start
+        // bounds the span index range.
+        builder.push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
+        builder.push_bind(query.start_unix_nano);
+        push_span_filters(builder, query);
+        builder.push(")");
+    }
+}
+
 fn push_span_filters(builder: &mut QueryBuilder<Postgres>, query: &TraceQuery) {
-    builder.push(" FROM spans WHERE start_unix_nano >= ");
-    builder.push_bind(query.start_unix_nano);
-    builder.push(" AND start_unix_nano <= ");
-    builder.push_bind(query.end_unix_nano);
     if let Some(service) = &query.service {
         builder.push(" AND service_name = ");
         builder.push_bind(service.clone());
@@ -198,6 +361,30 @@ fn push_span_filters(builder: &mut QueryBuilder<Postgres>, query: &TraceQuery) {
         builder.push_bind(value.clone());
         builder.push(")");
     }
+}
+
+/// Deletes spans with `query` (which returns their trace ids) and refreshes
+/// the summaries of their traces, in one transaction.
+async fn delete_spans(
+    pool: &PgPool,
+    query: sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>,
+) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let rows = query.fetch_all(&mut *tx).await?;
+    let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    let mut trace_ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        trace_ids.push(row.try_get::<Vec<u8>, _>(0)?);
+    }
+    trace_ids.sort_unstable();
+    trace_ids.dedup();
+    if !trace_ids.is_empty() {
+        for sql in REFRESH_SUMMARIES {
+            sqlx::query(sql).bind(&trace_ids).execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 fn number_point(row: &PgRow) -> Result<NumberPoint, sqlx::Error> {
@@ -255,6 +442,7 @@ impl Store for PostgresStore {
         // retried duplicate with another name must not add one).
         let mut operations = HashSet::new();
         let mut remotes = HashSet::new();
+        let mut inserted = Vec::with_capacity(returned.len());
         for row in returned {
             let trace_id: Vec<u8> = row.try_get(0)?;
             let span_id: Vec<u8> = row.try_get(1)?;
@@ -263,6 +451,7 @@ impl Store for PostgresStore {
                 continue;
             };
             let span = &spans[index];
+            inserted.push(span);
             operations.insert((
                 span.service_name.as_str(),
                 span.operation.as_str(),
@@ -292,6 +481,8 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let deltas = summary::trace_deltas(inserted.into_iter());
+        write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -382,27 +573,54 @@ impl Store for PostgresStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
-        let mut page =
-            QueryBuilder::<Postgres>::new("SELECT trace_id, MIN(start_unix_nano) AS first_start");
-        push_span_filters(&mut page, query);
-        page.push(" GROUP BY trace_id ORDER BY first_start DESC, trace_id LIMIT ");
+        let plan = SearchPlan::new(query);
+        let mut page = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
+        push_search_filters(&mut page, query, &plan);
+        page.push(plan.order_by(query.order));
+        page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
         page.push(" OFFSET ");
         page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = page.build().fetch_all(&self.pool).await?;
-        let mut trace_ids = Vec::with_capacity(rows.len());
+        let mut summaries = Vec::with_capacity(rows.len());
         for row in rows {
-            let bytes: Vec<u8> = row.try_get("trace_id")?;
-            let id = TraceId::from_bytes(&bytes)
-                .ok_or_else(|| StoreError::Corrupt("span column trace_id".to_owned()))?;
-            trace_ids.push(id);
+            summaries.push(summary_row!(row, i32).into_summary()?);
         }
-        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(DISTINCT trace_id)");
-        push_span_filters(&mut count, query);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
+        let total = match summary::total_from_page(query, summaries.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
+                push_search_filters(&mut count, query, &plan);
+                let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
+                u64::try_from(total).unwrap_or(0)
+            }
+        };
+        if !summaries.is_empty() {
+            let ids: Vec<Vec<u8>> = summaries
+                .iter()
+                .map(|summary| summary.trace_id.0.to_vec())
+                .collect();
+            let rows = sqlx::query(
+                "SELECT trace_id, service_name, span_count FROM trace_services \
+                 WHERE trace_id = ANY ($1)",
+            )
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                let trace_id: Vec<u8> = row.try_get(0)?;
+                let count: i32 = row.try_get(2)?;
+                if let Some(trace_id) = TraceId::from_bytes(&trace_id) {
+                    entries.push((trace_id, row.try_get(1)?, u32::try_from(count).unwrap_or(0)));
+                }
+            }
+            summary::attach_services(&mut summaries, entries);
+        }
         Ok(FoundTraces {
-            trace_ids,
-            total: u64::try_from(total).unwrap_or(0),
+            trace_ids: summaries.iter().map(|summary| summary.trace_id).collect(),
+            total,
+            summaries,
         })
     }
 
@@ -509,20 +727,15 @@ impl Store for PostgresStore {
         cutoff_unix_nano: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(DELETE_SPANS_BEFORE)
+        let query = sqlx::query(DELETE_SPANS_BEFORE)
             .bind(cutoff_unix_nano)
-            .bind(i64::from(limit))
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected())
+            .bind(i64::from(limit));
+        delete_spans(&self.pool, query).await
     }
 
     async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(DELETE_OLDEST_SPANS)
-            .bind(i64::from(limit))
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected())
+        let query = sqlx::query(DELETE_OLDEST_SPANS).bind(i64::from(limit));
+        delete_spans(&self.pool, query).await
     }
 
     async fn prune_span_catalog(&self) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ use super::row::{
     PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
 use super::row::{operation_rows, peer_service};
+use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -68,9 +69,41 @@ const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_na
      AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
      GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     WHERE start_unix_nano < ?1 LIMIT ?2)";
+     WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     ORDER BY start_unix_nano LIMIT ?1)";
+     ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id";
+
+/// Merges a batch's share of trace summaries into the stored ones.
+static UPSERT_SUMMARIES: Batched = Batched::new(
+    "INSERT INTO trace_summaries AS t (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
+     span_count, error_count, root_service, root_operation) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?)",
+    " ON CONFLICT (trace_id) DO UPDATE SET \
+     start_unix_nano = MIN(t.start_unix_nano, excluded.start_unix_nano), \
+     end_unix_nano = MAX(t.end_unix_nano, excluded.end_unix_nano), \
+     duration_nano = MAX(t.end_unix_nano, excluded.end_unix_nano) \
+         - MIN(t.start_unix_nano, excluded.start_unix_nano), \
+     span_count = t.span_count + excluded.span_count, \
+     error_count = t.error_count + excluded.error_count, \
+     root_service = COALESCE(t.root_service, excluded.root_service), \
+     root_operation = CASE WHEN t.root_service IS NULL THEN excluded.root_operation \
+         ELSE t.root_operation END \
+     RETURNING trace_id, start_unix_nano, span_count",
+    [64, 8, 1],
+);
+static UPSERT_TRACE_SERVICES: Batched = Batched::new(
+    "INSERT INTO trace_services AS s (trace_id, service_name, span_count, trace_start) VALUES ",
+    "(?, ?, ?, ?)",
+    " ON CONFLICT (trace_id, service_name) DO UPDATE SET \
+     span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
+    [128, 16, 1],
+);
+/// A trace whose start moved earlier: the rows of services the batch did
+/// not touch still carry the old start.
+const UPDATE_TRACE_START: &str =
+    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2";
+/// Trace ids per statement when recomputing summaries after a delete.
+const REFRESH_CHUNK: usize = 500;
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = operations.service_name AND s.operation = operations.operation \
      AND s.kind = operations.kind)";
@@ -81,6 +114,197 @@ const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXIST
 
 /// Spans per multi-row INSERT (18 parameters each; SQLite allows 32766).
 const SPAN_CHUNK: usize = 100;
+
+/// A multi-row `INSERT ... VALUES (..), (..) ...` built once for each of
+/// three row counts (fixed sizes keep the prepared-statement cache small).
+struct Batched {
+    head: &'static str,
+    row: &'static str,
+    tail: &'static str,
+    sizes: [usize; 3],
+    sql: [std::sync::OnceLock<String>; 3],
+}
+
+impl Batched {
+    const fn new(
+        head: &'static str,
+        row: &'static str,
+        tail: &'static str,
+        sizes: [usize; 3],
+    ) -> Self {
+        Self {
+            head,
+            row,
+            tail,
+            sizes,
+            sql: [
+                std::sync::OnceLock::new(),
+                std::sync::OnceLock::new(),
+                std::sync::OnceLock::new(),
+            ],
+        }
+    }
+
+    /// The largest statement size not above `remaining` (the smallest is 1).
+    fn size_for(&self, remaining: usize) -> usize {
+        self.sizes
+            .into_iter()
+            .find(|size| *size <= remaining)
+            .unwrap_or(1)
+    }
+
+    /// The statement for `rows` rows, one of the three sizes.
+    fn sql(&'static self, rows: usize) -> &'static str {
+        let slot = self
+            .sizes
+            .iter()
+            .position(|size| *size == rows)
+            .unwrap_or(2);
+        self.sql[slot].get_or_init(|| {
+            let mut sql = String::from(self.head);
+            for row in 0..self.sizes[slot] {
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(self.row);
+            }
+            sql.push_str(self.tail);
+            sql
+        })
+    }
+}
+
+/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+async fn write_summaries(
+    tx: &mut sqlx::SqliteConnection,
+    deltas: &[TraceDelta<'_>],
+) -> Result<(), StoreError> {
+    // trace id → (stored start, stored span count) after the merge.
+    let mut merged: HashMap<Vec<u8>, (i64, i64)> = HashMap::with_capacity(deltas.len());
+    let mut rest = deltas;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(UPSERT_SUMMARIES.size_for(rest.len()));
+        rest = tail;
+        let mut query = sqlx::query(UPSERT_SUMMARIES.sql(chunk.len()));
+        for delta in chunk {
+            query = query
+                .bind(delta.trace_id.0.to_vec())
+                .bind(delta.start_unix_nano)
+                .bind(delta.end_unix_nano)
+                .bind(delta.duration_nano())
+                .bind(delta.span_count)
+                .bind(delta.error_count)
+                .bind(delta.root_service())
+                .bind(delta.root_operation());
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            merged.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        }
+    }
+    let mut rows: Vec<(&TraceDelta<'_>, &str, i32, i64)> = Vec::new();
+    for delta in deltas {
+        let start = merged
+            .get(delta.trace_id.0.as_slice())
+            .map_or(delta.start_unix_nano, |(start, _)| *start);
+        for (service, count) in &delta.services {
+            rows.push((delta, *service, *count, start));
+        }
+    }
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(UPSERT_TRACE_SERVICES.size_for(rest.len()));
+        rest = tail;
+        let mut query = sqlx::query(UPSERT_TRACE_SERVICES.sql(chunk.len()));
+        for (delta, service, count, start) in chunk {
+            query = query
+                .bind(delta.trace_id.0.to_vec())
+                .bind(*service)
+                .bind(*count)
+                .bind(*start);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for delta in deltas {
+        if let Some(&(start, count)) = merged.get(delta.trace_id.0.as_slice())
+            && count > i64::from(delta.span_count)
+        {
+            sqlx::query(UPDATE_TRACE_START)
+                .bind(delta.trace_id.0.to_vec())
+                .bind(start)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Recomputes the summaries of `trace_ids` from their remaining spans
+/// (after a delete): traces left without spans lose theirs.
+async fn refresh_summaries(
+    tx: &mut sqlx::SqliteConnection,
+    trace_ids: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    const STATEMENTS: [&str; 5] = [
+        "DELETE FROM trace_services WHERE trace_id IN (",
+        "DELETE FROM trace_summaries WHERE trace_id IN (",
+        "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
+         span_count, error_count) \
+         SELECT trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
+         MAX(start_unix_nano + duration_nano) - MIN(start_unix_nano), COUNT(*), \
+         SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_id IN (",
+        "UPDATE trace_summaries SET (root_service, root_operation) = \
+         (SELECT s.service_name, s.operation FROM spans s \
+         WHERE s.trace_id = trace_summaries.trace_id AND s.parent_span_id IS NULL \
+         ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_id IN (",
+        "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
+         SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
+         FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
+    ];
+    const TAILS: [&str; 5] = [
+        ")",
+        ")",
+        ") GROUP BY trace_id",
+        ")",
+        ") GROUP BY s.trace_id, s.service_name",
+    ];
+    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+        for (head, tail) in STATEMENTS.iter().zip(TAILS) {
+            let mut builder = QueryBuilder::<Sqlite>::new(*head);
+            let mut separated = builder.separated(", ");
+            for id in chunk {
+                separated.push_bind(id.clone());
+            }
+            builder.push(tail);
+            builder.build().execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes spans with `sql` (which returns their trace ids) and refreshes
+/// the summaries of their traces, in one transaction.
+async fn delete_spans(
+    writer: &SqlitePool,
+    sql: &'static str,
+    binds: (i64, Option<i64>),
+) -> Result<u64, StoreError> {
+    let mut tx = writer.begin().await?;
+    let mut query = sqlx::query(sql).bind(binds.0);
+    if let Some(second) = binds.1 {
+        query = query.bind(second);
+    }
+    let rows = query.fetch_all(&mut *tx).await?;
+    let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    let mut trace_ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        trace_ids.push(row.try_get::<Vec<u8>, _>(0)?);
+    }
+    trace_ids.sort_unstable();
+    trace_ids.dedup();
+    refresh_summaries(&mut tx, &trace_ids).await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
 
 /// `INSERT INTO spans ... VALUES (...), ... RETURNING trace_id, span_id` for
 /// `rows` rows (1, 10 or [`SPAN_CHUNK`]: built once each).
@@ -160,11 +384,43 @@ impl SqliteStore {
     }
 }
 
+/// `FROM ... WHERE ...` of a search over the summary tables.
+fn push_search_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery, plan: &SearchPlan) {
+    if plan.by_service {
+        builder.push(
+            " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+             WHERE s.service_name = ",
+        );
+        builder.push_bind(query.service.clone());
+        builder.push(" AND s.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND s.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+    } else {
+        builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND t.start_unix_nano <= ");
+        builder.push_bind(query.end_unix_nano);
+    }
+    if let Some(min) = query.min_trace_duration_nano {
+        builder.push(" AND t.duration_nano >= ");
+        builder.push_bind(min);
+    }
+    if let Some(max) = query.max_trace_duration_nano {
+        builder.push(" AND t.duration_nano <= ");
+        builder.push_bind(max);
+    }
+    if plan.span_filter {
+        // A trace's spans start at or after the trace: the window's start
+        // bounds the span index range.
+        builder.push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
+        builder.push_bind(query.start_unix_nano);
+        push_span_filters(builder, query);
+        builder.push(")");
+    }
+}
+
 fn push_span_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery) {
-    builder.push(" FROM spans WHERE start_unix_nano >= ");
-    builder.push_bind(query.start_unix_nano);
-    builder.push(" AND start_unix_nano <= ");
-    builder.push_bind(query.end_unix_nano);
     if let Some(service) = &query.service {
         builder.push(" AND service_name = ");
         builder.push_bind(service.clone());
@@ -276,7 +532,7 @@ impl Store for SqliteStore {
         // retried duplicate with another name must not add one).
         let mut operations = std::collections::HashSet::new();
         let mut remotes = std::collections::HashSet::new();
-        for index in inserted {
+        for &index in &inserted {
             let span = &spans[index];
             if operations.insert((
                 span.service_name.as_str(),
@@ -300,6 +556,8 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
+        let deltas = summary::trace_deltas(inserted.iter().map(|&index| &spans[index]));
+        write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -390,27 +648,52 @@ impl Store for SqliteStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
-        let mut page =
-            QueryBuilder::<Sqlite>::new("SELECT trace_id, MIN(start_unix_nano) AS first_start");
-        push_span_filters(&mut page, query);
-        page.push(" GROUP BY trace_id ORDER BY first_start DESC, trace_id LIMIT ");
+        let plan = SearchPlan::new(query);
+        let mut page = QueryBuilder::<Sqlite>::new(SUMMARY_COLUMNS);
+        push_search_filters(&mut page, query, &plan);
+        page.push(plan.order_by(query.order));
+        page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
         page.push(" OFFSET ");
         page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = page.build().fetch_all(&self.readers).await?;
-        let mut trace_ids = Vec::with_capacity(rows.len());
+        let mut summaries = Vec::with_capacity(rows.len());
         for row in rows {
-            let bytes: Vec<u8> = row.try_get("trace_id")?;
-            let id = TraceId::from_bytes(&bytes)
-                .ok_or_else(|| StoreError::Corrupt("span column trace_id".to_owned()))?;
-            trace_ids.push(id);
+            summaries.push(summary_row!(row, i64).into_summary()?);
         }
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(DISTINCT trace_id)");
-        push_span_filters(&mut count, query);
-        let total: i64 = count.build().fetch_one(&self.readers).await?.try_get(0)?;
+        let total = match summary::total_from_page(query, summaries.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+                push_search_filters(&mut count, query, &plan);
+                let total: i64 = count.build().fetch_one(&self.readers).await?.try_get(0)?;
+                u64::try_from(total).unwrap_or(0)
+            }
+        };
+        if !summaries.is_empty() {
+            let mut services = QueryBuilder::<Sqlite>::new(
+                "SELECT trace_id, service_name, span_count FROM trace_services WHERE trace_id IN (",
+            );
+            let mut separated = services.separated(", ");
+            for summary in &summaries {
+                separated.push_bind(summary.trace_id.0.to_vec());
+            }
+            services.push(")");
+            let rows = services.build().fetch_all(&self.readers).await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                let trace_id: Vec<u8> = row.try_get(0)?;
+                let count: i64 = row.try_get(2)?;
+                if let Some(trace_id) = TraceId::from_bytes(&trace_id) {
+                    entries.push((trace_id, row.try_get(1)?, u32::try_from(count).unwrap_or(0)));
+                }
+            }
+            summary::attach_services(&mut summaries, entries);
+        }
         Ok(FoundTraces {
-            trace_ids,
-            total: u64::try_from(total).unwrap_or(0),
+            trace_ids: summaries.iter().map(|summary| summary.trace_id).collect(),
+            total,
+            summaries,
         })
     }
 
@@ -517,20 +800,16 @@ impl Store for SqliteStore {
         cutoff_unix_nano: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(DELETE_SPANS_BEFORE)
-            .bind(cutoff_unix_nano)
-            .bind(i64::from(limit))
-            .execute(&self.writer)
-            .await?;
-        Ok(deleted.rows_affected())
+        delete_spans(
+            &self.writer,
+            DELETE_SPANS_BEFORE,
+            (cutoff_unix_nano, Some(i64::from(limit))),
+        )
+        .await
     }
 
     async fn delete_oldest_spans(&self, limit: u32) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(DELETE_OLDEST_SPANS)
-            .bind(i64::from(limit))
-            .execute(&self.writer)
-            .await?;
-        Ok(deleted.rows_affected())
+        delete_spans(&self.writer, DELETE_OLDEST_SPANS, (i64::from(limit), None)).await
     }
 
     async fn prune_span_catalog(&self) -> Result<(), StoreError> {

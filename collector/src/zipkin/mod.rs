@@ -401,6 +401,9 @@ async fn traces(
             limit.saturating_mul(WORD_OVERFETCH)
         },
         offset: 0,
+        min_trace_duration_nano: None,
+        max_trace_duration_nano: None,
+        order: crate::store::TraceOrder::Newest,
     };
     let found = ingest.store().find_traces(&query).await?;
     let mut spans = ingest.store().get_traces(&found.trace_ids).await?;

@@ -74,7 +74,7 @@ static MARK: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r" at line (\d+) column (\d+)").ok());
 
 /// A YAML error message without its (document-relative) position, other positions shifted.
-pub(super) fn yaml_message(error: &serde_yaml::Error, line_offset: usize) -> String {
+pub(crate) fn yaml_message(error: &serde_yaml::Error, line_offset: usize) -> String {
     let message = error.to_string();
     let primary = error
         .location()
