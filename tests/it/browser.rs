@@ -131,7 +131,7 @@ impl Browser {
     pub async fn wait_view(&self, view: &str) -> String {
         let script = format!(
             "const v = document.getElementById('view'); \
-             return v && v.dataset.view === '{view}' ? (v.dataset.state || '') : '';"
+             return v && v.dataset.view === '{view}' && !v.dataset.stale ? (v.dataset.state || '') : '';"
         );
         eventually(&format!("view {view} to render"), || async {
             let state = self
@@ -192,6 +192,7 @@ impl Browser {
     /// the browser took from the navigation to painting the view, in ms
     /// (measured in the page with `performance.now()`).
     pub async fn timed_navigation(&self, view: &str, hash: &str) -> f64 {
+        self.mark_stale().await;
         self.client
             .execute(
                 "window.__navStart = performance.now(); window.location.hash = arguments[0];",
@@ -216,8 +217,22 @@ impl Browser {
         .await
     }
 
+    /// Navigates; the view on screen is marked stale first so that
+    /// [`Browser::wait_view`] waits for the new one even when the view
+    /// name does not change (a hash navigation re-mounts asynchronously).
     pub async fn goto(&self, url: &str) {
+        self.mark_stale().await;
         self.client.goto(url).await.expect("navigate");
+    }
+
+    async fn mark_stale(&self) {
+        let _ = self
+            .client
+            .execute(
+                "const v = document.getElementById('view'); if (v) v.dataset.stale = '1';",
+                vec![],
+            )
+            .await;
     }
 
     pub async fn text(&self, selector: &str) -> String {
@@ -567,6 +582,58 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         .await;
     assert_eq!(found, vec![hostile_id.to_string()]);
 
+    // Pages: the same total, no trace twice.
+    let page_url =
+        |offset: usize| format!("{base}#/traces?service=web&limit=5&offset={offset}&lookback=3600");
+    browser.goto(&page_url(0)).await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let first_page = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    let first_total = browser
+        .attribute_values(".results-count", "data-total")
+        .await;
+    assert!(browser.count("#page-next").await == 1, "a next page link");
+    browser.goto(&page_url(5)).await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let second_page = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    let second_total = browser
+        .attribute_values(".results-count", "data-total")
+        .await;
+    assert_eq!(first_page.len(), 5);
+    assert!(!second_page.is_empty());
+    assert!(
+        second_page.iter().all(|id| !first_page.contains(id)),
+        "{first_page:?} {second_page:?}"
+    );
+    // New traces keep arriving: the total only grows.
+    let total_of = |t: &[String]| t.first().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    assert!(total_of(&second_total) >= total_of(&first_total));
+
+    // Whole-trace duration and the store's order: only the 10,000-span trace
+    // (2 s) lasts over a second; ordered longest first it leads.
+    browser
+        .goto(&format!("{base}#/traces?min_duration=1s"))
+        .await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    assert_eq!(
+        browser
+            .attribute_values("tr.trace-row", "data-trace-id")
+            .await,
+        vec![big_id.to_string()]
+    );
+    browser
+        .goto(&format!("{base}#/traces?order=longest&limit=10"))
+        .await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let longest = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    assert_eq!(longest.first().map(String::as_str), Some(big_id));
+    browser.assert_no_page_errors("trace search").await;
+
     // --- One mesh trace: waterfall, details, critical path, summary ---
     let first = trace_ids[0].clone();
     browser.goto(&format!("{base}#/trace/{first}")).await;
@@ -752,8 +819,11 @@ async fn graph_of_200_services_is_interactive_within_a_second() {
         "{probe:?}"
     );
     let mut timings = Vec::new();
-    for _ in 0..3 {
-        browser.goto(&format!("{base}#/traces")).await;
+    for round in 0..3 {
+        // A different hash each round, so that the traces view re-mounts.
+        browser
+            .goto(&format!("{base}#/traces?limit={}", 10 + round))
+            .await;
         browser.wait_view("traces").await;
         let elapsed = browser
             .timed_navigation("graph", "#/graph?window=300")
