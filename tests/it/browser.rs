@@ -225,7 +225,7 @@ impl Browser {
         self.client.goto(url).await.expect("navigate");
     }
 
-    async fn mark_stale(&self) {
+    pub async fn mark_stale(&self) {
         let _ = self
             .client
             .execute(
@@ -674,14 +674,26 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     browser.screenshot("trace").await;
     browser.assert_no_page_errors("trace").await;
 
-    // --- Compare two traces ---
+    // --- Compare two traces: tick two results, follow the link ---
     if trace_ids.len() >= 2 {
         browser
             .goto(&format!(
-                "{base}#/compare?a={}&b={}",
-                trace_ids[0], trace_ids[1]
+                "{base}#/traces?service=web&tag={}&limit=20",
+                tag.replace('=', "%3D")
             ))
             .await;
+        assert_eq!(browser.wait_view("traces").await, "ready");
+        let on_page = browser
+            .attribute_values("tr.trace-row", "data-trace-id")
+            .await;
+        assert!(on_page.len() >= 2, "{on_page:?}");
+        for id in &on_page[..2] {
+            browser.click(&format!("input.pick[value='{id}']")).await;
+        }
+        let href = browser.attribute_values("#compare-link", "href").await;
+        assert_eq!(href.len(), 1, "the compare link is enabled");
+        browser.mark_stale().await;
+        browser.click("#compare-link").await;
         assert_eq!(browser.wait_view("compare").await, "ready");
         assert!(browser.count("tr.diff-row").await >= 3);
         browser.screenshot("compare").await;
