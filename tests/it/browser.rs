@@ -963,3 +963,71 @@ async fn auth_guards_the_ui_and_apis() {
     browser.close().await;
     collector.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_collector_auth_flag_reads_a_bearer_token_file() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let token_file = data.path().join("token");
+    std::fs::write(&token_file, "t0ken-from-file\n").expect("token file");
+    let mut collector = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "collector",
+            "--http",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--no-zipkin",
+            "--db",
+        ])
+        .arg(format!(
+            "sqlite://{}",
+            data.path().join("weft.db").display()
+        ))
+        .arg("--auth")
+        .arg(format!("bearer-file:{}", token_file.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weft collector");
+    let stdout = collector.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(patience(), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("dashboard: ") {
+                return Some(url.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("a `dashboard: URL` line");
+    let without = client().get(&url).send().await.expect("get");
+    assert_eq!(without.status(), 401);
+    assert_eq!(
+        without
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"weft\"")
+    );
+    let with = client()
+        .get(format!("{url}api/weft/services"))
+        .bearer_auth("t0ken-from-file")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(with.status(), 200);
+    let health = client()
+        .get(format!("{url}ready"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(health.status(), 200);
+    let _ = collector.kill().await;
+}
