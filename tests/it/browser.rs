@@ -697,6 +697,7 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         assert_eq!(browser.wait_view("compare").await, "ready");
         assert!(browser.count("tr.diff-row").await >= 3);
         browser.screenshot("compare").await;
+        browser.assert_no_page_errors("compare").await;
     }
 
     // --- Markup in attributes is text ---
@@ -723,6 +724,7 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         "markup from a span became elements"
     );
     browser.screenshot("trace-hostile").await;
+    browser.assert_no_page_errors("hostile trace").await;
 
     // --- 10,000 spans: navigation to painted view in under 2 s ---
     let elapsed = browser
