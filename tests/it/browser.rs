@@ -624,6 +624,27 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
             .await,
         vec![big_id.to_string()]
     );
+    let now = crate::browser_data::now_us();
+    browser
+        .goto(&format!(
+            "{base}#/traces?max_duration=1s&start_us={}&end_us={now}&limit=50",
+            now - 600_000_000
+        ))
+        .await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let short = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    assert!(!short.is_empty() && !short.contains(&big_id.to_string()));
+    let range = browser
+        .client
+        .execute(
+            "return document.getElementById('q-lookback').value;",
+            vec![],
+        )
+        .await
+        .expect("execute");
+    assert_eq!(range, json!("custom"));
     browser
         .goto(&format!("{base}#/traces?order=longest&limit=10"))
         .await;
