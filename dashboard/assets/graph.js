@@ -517,7 +517,7 @@ function edgeTraces(model, edge, loader) {
   const query = new URLSearchParams();
   for (const t of tags) query.append('tag', t);
   const box = h('div', { id: 'edge-traces' }, h('p', { class: 'muted small', text: 'Loading traces…' }));
-  const params = { limit: 20, order: 'longest', lookback };
+  const params = { limit: 50, order: 'longest', lookback };
   if (loader.range.endMs !== null) {
     params.end_us = loader.range.endMs * 1000;
     params.start_us = (loader.range.endMs - lookback * 1000) * 1000;

@@ -511,6 +511,7 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     for app in ["web", "stock-api", "products"] {
         assert!(listed.iter().any(|a| a == app), "{listed:?}");
     }
+    browser.screenshot("services").await;
     browser.assert_no_page_errors("services").await;
     browser
         .goto(&format!("{base}#/service/stock-api?window=300"))
