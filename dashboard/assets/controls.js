@@ -58,6 +58,14 @@ export function rangeControls(range, hashFor) {
   const live = range.endMs === null
     ? h('span', { class: 'badge health-healthy live-badge', text: 'Live' })
     : h('a', { class: 'button small', href: hashFor({ window: range.windowSecs }), text: 'Back to live' });
+  // Replay steps: the window before, or after, the one on screen (from live,
+  // "earlier" starts replaying the previous window).
+  const endMs = range.endMs === null ? Date.now() : range.endMs;
+  const stepMs = range.windowSecs * 1000;
+  const earlier = h('a', { class: 'button small', id: 'replay-earlier', href: hashFor({ window: range.windowSecs, end_ms: Math.round(endMs - stepMs) }), text: '◀ Earlier' });
+  const later = range.endMs === null
+    ? null
+    : h('a', { class: 'button small', id: 'replay-later', href: hashFor({ window: range.windowSecs, end_ms: Math.round(endMs + stepMs) }), text: 'Later ▶' });
   return h(
     'div',
     { class: 'range-controls' },
@@ -65,6 +73,8 @@ export function rangeControls(range, hashFor) {
     picker,
     h('span', { class: 'toolbar-label', text: 'Replay until' }),
     endInput,
+    earlier,
+    later,
     live,
     range.endMs === null ? null : h('span', { class: 'muted small', text: `replaying ${fmtWindow(range.windowSecs)} up to ${fmtDateTime(range.endMs * 1000).slice(0, 19)}` }),
   );

@@ -448,6 +448,10 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     assert_eq!(browser.wait_view("graph").await, "ready");
     assert!(browser.count("g.edge").await >= 5);
     assert!(browser.text(".refresh-status").await.contains("Replay"));
+    // One window earlier, before the mesh started: nothing to draw.
+    browser.mark_stale().await;
+    browser.click("#replay-earlier").await;
+    assert_eq!(browser.wait_view("graph").await, "empty");
     browser.assert_no_page_errors("graph replay").await;
 
     // --- Canary split: configured 90/10 (demo.yaml), observed close to it ---
