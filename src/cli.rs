@@ -80,6 +80,11 @@ pub struct DemoArgs {
     /// Requests per second of the built-in load generator (0 = off).
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
+    /// Require credentials on the dashboard and APIs, as `weft collector
+    /// --auth` (bearer:TOKEN, basic:USER:PASSWORD, bearer-file:PATH,
+    /// basic-file:PATH). Off by default.
+    #[arg(long, value_name = "SCHEME:SECRET")]
+    pub auth: Option<weft_collector::Auth>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +128,12 @@ pub struct CollectorArgs {
     /// Export requests written at once; more get 429/503 + Retry-After.
     #[arg(long, default_value_t = 32)]
     pub max_in_flight_writes: usize,
+    /// Require credentials on the --http listener (dashboard and APIs;
+    /// /healthz and /ready stay open): bearer:TOKEN, basic:USER:PASSWORD,
+    /// or bearer-file:PATH / basic-file:PATH to read the secret from a file.
+    /// Off by default.
+    #[arg(long, value_name = "SCHEME:SECRET")]
+    pub auth: Option<weft_collector::Auth>,
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or anything `weft-config` reads as a duration.
@@ -414,7 +425,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         metrics_interval: Duration::from_secs(2),
         telemetry: weft_proxy::TelemetryOptions::default(),
     }
-    .build()
+    .build_with_auth(args.auth)
     .await?;
     println!("dashboard: {}", demo.dashboard_url());
     shutdown_signal().await;
@@ -444,6 +455,7 @@ async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
         max_spans: args.max_spans,
         export,
         max_in_flight_writes: args.max_in_flight_writes,
+        auth: args.auth,
     }
     .build()
     .await

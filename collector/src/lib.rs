@@ -44,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use api::auth::{Auth, AuthParseError};
 pub use error::Error;
 pub use export::{ExportStats, ExportTarget};
 use store::Store;
@@ -76,6 +77,9 @@ pub struct Config {
     /// Export requests (OTLP and Zipkin, all listeners) handled at once; more
     /// are refused with 429/503 + `Retry-After` or gRPC `UNAVAILABLE`.
     pub max_in_flight_writes: usize,
+    /// Credentials required on the HTTP listener (UI and every API there;
+    /// `/healthz` and `/ready` stay open). `None` (the default): open.
+    pub auth: Option<Auth>,
 }
 
 /// Default [`Config::retention`].
@@ -98,6 +102,7 @@ impl Default for Config {
             max_spans: None,
             export: Vec::new(),
             max_in_flight_writes: DEFAULT_MAX_IN_FLIGHT_WRITES,
+            auth: None,
         }
     }
 }
@@ -173,12 +178,15 @@ impl Config {
             ingest::Ingest::new(store.clone(), self.max_in_flight_writes, exporters.clone());
         let mut servers = JoinSet::new();
         let zipkin_addr = zipkin_listener.as_ref().map(|(_, addr)| *addr);
+        let mut http_router = api::router(store.clone()).merge(zipkin::router(ingest.clone()));
+        if let Some(auth) = &self.auth {
+            http_router = http_router.layer(axum::middleware::from_fn_with_state(
+                api::auth::Guard::new(auth),
+                api::auth::require,
+            ));
+        }
         let mut routers = vec![
-            (
-                "http",
-                http,
-                api::router(store.clone()).merge(zipkin::router(ingest.clone())),
-            ),
+            ("http", http, http_router),
             ("otlp-grpc", otlp_grpc, otlp::grpc::router(ingest.clone())),
             ("otlp-http", otlp_http, otlp::http::router(ingest.clone())),
         ];

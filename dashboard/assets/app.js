@@ -10,11 +10,17 @@ import { navigate, parseHash, setRerender } from './router.js';
 import { mountGraph } from './graph.js';
 import { mountTraces } from './traces.js';
 import { mountTrace } from './trace.js';
+import { mountSplit } from './split.js';
+import { mountService } from './service.js';
+import { mountCompare } from './compare.js';
 
 const VIEWS = {
   graph: { tab: 'graph', mount: mountGraph },
   traces: { tab: 'traces', mount: mountTraces },
   trace: { tab: 'traces', mount: mountTrace },
+  compare: { tab: 'traces', mount: mountCompare },
+  split: { tab: 'split', mount: mountSplit },
+  service: { tab: 'graph', mount: mountService },
 };
 
 let current = null;
@@ -46,7 +52,15 @@ function render() {
     params,
     signal: controller.signal,
     setState(state) {
-      if (!controller.signal.aborted) root.dataset.state = state;
+      if (controller.signal.aborted) return;
+      root.dataset.state = state;
+      // When the browser has painted the view (the frame after the next
+      // animation frame): what the browser tests time.
+      requestAnimationFrame(() =>
+        setTimeout(() => {
+          if (!controller.signal.aborted) root.dataset.paintedMs = String(Math.round(performance.now()));
+        }, 0),
+      );
     },
     setTitle(title) {
       if (!controller.signal.aborted) document.title = title ? `${title} · weft` : 'weft';

@@ -6,8 +6,22 @@
   'use strict';
   const errors = [];
   window.__weftErrors = errors;
-  window.addEventListener('error', (event) => {
-    errors.push({ kind: 'error', message: String(event.message), source: String(event.filename || '') });
+  window.addEventListener(
+    'error',
+    (event) => {
+      const target = event.target;
+      if (target && target !== window && target.tagName) {
+        // A script, stylesheet or image that failed to load (capture phase:
+        // such errors do not bubble).
+        errors.push({ kind: 'resource', message: `${target.tagName} failed to load`, source: String(target.src || target.href || '') });
+        return;
+      }
+      errors.push({ kind: 'error', message: String(event.message), source: String(event.filename || '') });
+    },
+    true,
+  );
+  document.addEventListener('securitypolicyviolation', (event) => {
+    errors.push({ kind: 'csp', message: `${event.violatedDirective} blocked ${event.blockedURI}`, source: String(event.sourceFile || '') });
   });
   window.addEventListener('unhandledrejection', (event) => {
     errors.push({ kind: 'rejection', message: String(event.reason && event.reason.stack || event.reason) });

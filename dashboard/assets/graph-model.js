@@ -21,12 +21,66 @@ export const UNKNOWN = 'unknown';
 export const FAILURE_RATE = 0.2;
 export const DEGRADED_RATE = 0.001;
 
+// Node health follows Kiali's default `health_config.rate` for HTTP 5xx
+// (degraded 0 %, failure 10 %: any error degrades, 10 % fails).
+export const NODE_FAILURE_RATE = 0.1;
+
 export function health(requests, errors) {
   if (!(requests > 0)) return 'idle';
   const rate = errors / requests;
   if (rate >= FAILURE_RATE) return 'failure';
   if (rate > DEGRADED_RATE) return 'degraded';
   return 'healthy';
+}
+
+export function nodeHealth(requests, errors) {
+  if (!(requests > 0)) return 'idle';
+  const rate = errors / requests;
+  if (rate >= NODE_FAILURE_RATE) return 'failure';
+  if (errors > 0) return 'degraded';
+  return 'healthy';
+}
+
+function quantile(value) {
+  const n = Number(value);
+  return value === null || value === undefined || !Number.isFinite(n) ? null : n;
+}
+
+/**
+ * Keeps the part of a model the user asked for:
+ *   hide   comma-separated substrings; matching nodes (workload or app) go
+ *   focus  an app or workload name; only it and its direct neighbours stay
+ * Returns a new model built from the kept nodes and edges.
+ */
+export function filterModel(data, { hide, focus }) {
+  const hidden = String(hide || '')
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  const nodes = Array.isArray(data && data.nodes) ? data.nodes : [];
+  const edges = Array.isArray(data && data.edges) ? data.edges : [];
+  const matches = (raw, term) => String(raw.workload || raw.id).toLowerCase().includes(term) || String(raw.app || '').toLowerCase().includes(term);
+  let keep = new Set(nodes.filter((n) => n && !hidden.some((t) => matches(n, t))).map((n) => n.id));
+  for (const e of edges) {
+    for (const id of [e.source, e.target]) {
+      if (!nodes.some((n) => n.id === id) && !hidden.some((t) => String(id).toLowerCase().includes(t))) keep.add(id);
+    }
+  }
+  if (focus) {
+    const f = String(focus).toLowerCase();
+    const centre = new Set(nodes.filter((n) => String(n.app || '').toLowerCase() === f || String(n.workload || n.id).toLowerCase() === f).map((n) => n.id));
+    const near = new Set(centre);
+    for (const e of edges) {
+      if (centre.has(e.source)) near.add(e.target);
+      if (centre.has(e.target)) near.add(e.source);
+    }
+    keep = new Set([...keep].filter((id) => near.has(id)));
+  }
+  return {
+    ...data,
+    nodes: nodes.filter((n) => keep.has(n.id)),
+    edges: edges.filter((e) => keep.has(e.source) && keep.has(e.target)),
+  };
 }
 
 function cmp(a, b) {
@@ -69,6 +123,10 @@ export function buildModel(data) {
       version: asString(raw.version),
       requests: asNumber(raw.requests),
       errors: asNumber(raw.errors),
+      rps: asNumber(raw.rps),
+      p50: quantile(raw.p50_ms),
+      p95: quantile(raw.p95_ms),
+      p99: quantile(raw.p99_ms),
     });
   }
 
@@ -80,10 +138,14 @@ export function buildModel(data) {
       if (!nodes.has(id)) nodes.set(id, syntheticNode(id));
     }
     const key = `${raw.source}\u0000${raw.target}`;
-    const edge = edgesByKey.get(key) || { key, source: raw.source, target: raw.target, requests: 0, errors: 0, rps: 0 };
+    const edge = edgesByKey.get(key) || { key, source: raw.source, target: raw.target, requests: 0, errors: 0, rps: 0, mtls: true };
     edge.requests += asNumber(raw.requests);
     edge.errors += asNumber(raw.errors);
     edge.rps += asNumber(raw.rps);
+    edge.p50 = quantile(raw.p50_ms);
+    edge.p95 = quantile(raw.p95_ms);
+    edge.p99 = quantile(raw.p99_ms);
+    edge.mtls = edge.mtls && raw.mtls === true;
     edgesByKey.set(key, edge);
   }
   const edges = [...edgesByKey.values()].sort((a, b) => cmp(a.source, b.source) || cmp(a.target, b.target));
@@ -93,7 +155,7 @@ export function buildModel(data) {
   for (const node of nodes.values()) {
     node.unknown = node.id === UNKNOWN;
     node.group = !node.unknown && node.app !== '' && node.version !== '' ? `${node.namespace}/${node.app}` : null;
-    node.health = node.unknown ? 'idle' : health(node.requests, node.errors);
+    node.health = node.unknown ? 'idle' : nodeHealth(node.requests, node.errors);
     if (node.group) {
       let group = groups.get(node.group);
       if (!group) {

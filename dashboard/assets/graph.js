@@ -1,55 +1,96 @@
-// Service graph view: #/graph?window=SECONDS
+// Service graph view:
+//   #/graph?window=SECONDS[&end_ms=MS (replay)][&label=rps|errors|p50|p95|p99|share]
+//          [&find=TEXT][&hide=a,b][&focus=APP]
 //
 // DOM contract (browser tests rely on it):
 //   g.app-group[data-app]                      one box per versioned app
 //   g.node[data-id][data-app][data-version]    one per workload, with a <text> label
-//   g.edge[data-source][data-target][data-requests]
+//   g.edge[data-source][data-target][data-requests][data-rps][data-mtls]
+//   #edge-traces tr.trace-row                  an edge's recent traces (side panel)
+//   #node-red figure.chart-box                 a node's RED charts (side panel)
 
-import { getJson, isAbort } from './api.js';
+import { getJson, isAbort, list, num, str } from './api.js';
+import { lineChart } from './charts.js';
+import { hashWith, parseRange, rangeControls, rangeParams } from './controls.js';
 import { add, clear, h, message, s } from './dom.js';
-import { fmtClock, fmtInt, fmtPercent, fmtRate, fmtWindow } from './format.js';
-import { DEGRADED_RATE, FAILURE_RATE, NODE_R, buildModel, layout } from './graph-model.js';
+import { fmtClock, fmtDuration, fmtInt, fmtPercent, fmtRate, fmtWindow } from './format.js';
+import { DEGRADED_RATE, FAILURE_RATE, NODE_FAILURE_RATE, NODE_R, buildModel, filterModel, layout } from './graph-model.js';
 import { buildHash } from './router.js';
 
-const WINDOWS = [60, 300, 900, 3600, 21600, 86400];
-const DEFAULT_WINDOW = 300;
 const REFRESH_MS = 5000;
 const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', failure: 'Failure', idle: 'No traffic' };
+const LABELS = [
+  ['none', 'No labels'],
+  ['rps', 'Request rate'],
+  ['errors', 'Error rate'],
+  ['p50', 'p50 latency'],
+  ['p95', 'p95 latency'],
+  ['p99', 'p99 latency'],
+  ['share', 'Traffic distribution'],
+];
 
-function parseWindow(text) {
-  const n = Number.parseInt(text || '', 10);
-  return Number.isFinite(n) && n >= 10 && n <= 30 * 86400 ? n : DEFAULT_WINDOW;
+function fmtMs(v) {
+  return v === null || v === undefined ? 'n/a' : fmtDuration(v * 1000);
 }
 
 export async function mountGraph(root, ctx) {
-  const windowSecs = parseWindow(ctx.params.get('window'));
+  const range = parseRange(ctx.params);
+  const windowSecs = range.windowSecs;
+  // Without an explicit choice, big graphs start without edge labels (they
+  // would cover each other); the select switches them on.
+  const labelParam = ctx.params.get('label') || '';
+  const explicitLabel = LABELS.some(([l]) => l === labelParam);
+  let labelMode = explicitLabel ? labelParam : 'rps';
+  const filters = { find: ctx.params.get('find') || '', hide: ctx.params.get('hide') || '', focus: ctx.params.get('focus') || '' };
+  const keep = { label: explicitLabel ? labelParam : '', ...filters };
+  const hashFor = hashWith('/graph', keep);
   ctx.setTitle('Service graph');
 
-  const picker = h(
-    'div',
-    { class: 'segmented', role: 'group', 'aria-label': 'Time window' },
-    WINDOWS.map((w) =>
-      h('a', {
-        class: w === windowSecs ? 'seg active' : 'seg',
-        href: buildHash('/graph', { window: w }),
-        'aria-current': w === windowSecs ? 'true' : null,
-        text: fmtWindow(w),
-      }),
-    ),
-  );
   const status = h('span', { class: 'refresh-status', role: 'status' }, 'Loading…');
+  const labelSelect = h(
+    'select',
+    { id: 'graph-label', 'aria-label': 'Edge labels' },
+    LABELS.map(([value, text]) => h('option', { value, text, selected: value === labelMode })),
+  );
+  labelSelect.addEventListener('change', () => {
+    window.location.hash = buildHash('/graph', { ...rangeParams(range), ...keep, label: labelSelect.value });
+  });
+  const findInput = h('input', { id: 'graph-find', type: 'search', value: filters.find, placeholder: 'Find node…', 'aria-label': 'Find nodes' });
+  const hideInput = h('input', { id: 'graph-hide', type: 'search', value: filters.hide, placeholder: 'Hide (a, b…)', 'aria-label': 'Hide nodes' });
+  const focusInput = h('input', { id: 'graph-focus', type: 'search', value: filters.focus, placeholder: 'Focus on app…', list: 'graph-apps', 'aria-label': 'Focus on an app' });
+  const appList = h('datalist', { id: 'graph-apps' });
+  const filterForm = h(
+    'form',
+    { class: 'graph-filters', id: 'graph-filters' },
+    findInput,
+    hideInput,
+    focusInput,
+    appList,
+    h('button', { class: 'button small', type: 'submit', text: 'Apply' }),
+    filters.find || filters.hide || filters.focus ? h('a', { class: 'button small', href: buildHash('/graph', rangeParams(range)), text: 'Clear' }) : null,
+  );
+  filterForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    window.location.hash = buildHash('/graph', {
+      ...rangeParams(range),
+      label: keep.label,
+      find: findInput.value.trim(),
+      hide: hideInput.value.trim(),
+      focus: focusInput.value.trim(),
+    });
+  });
   root.appendChild(
     h(
       'div',
       { class: 'toolbar' },
       h('h1', { class: 'view-title', text: 'Service graph' }),
-      h('span', { class: 'toolbar-hint', text: 'Versioned app graph · workloads grouped by app' }),
+      h('span', { class: 'toolbar-hint', text: 'Versioned app graph' }),
       h('div', { class: 'toolbar-spacer' }),
       status,
-      h('span', { class: 'toolbar-label', text: 'Window' }),
-      picker,
+      rangeControls(range, hashFor),
     ),
   );
+  root.appendChild(h('div', { class: 'toolbar toolbar-2' }, h('span', { class: 'toolbar-label', text: 'Edge labels' }), labelSelect, filterForm));
   const canvas = h('div', { class: 'graph-canvas' });
   const side = h('aside', { class: 'graph-side', 'aria-label': 'Details' });
   const body = h('div', { class: 'graph-layout' }, canvas, side);
@@ -69,7 +110,7 @@ export async function mountGraph(root, ctx) {
       if (el) el.classList.add('selected');
       else selection = null;
     }
-    renderSide(side, model, windowSecs, selection, select);
+    renderSide(side, model, windowSecs, selection, select, loader);
   };
 
   canvas.addEventListener('click', (event) => {
@@ -86,14 +127,24 @@ export async function mountGraph(root, ctx) {
     select({ kind: 'node', key: target.dataset.id });
   });
 
+  const cache = new Map();
+  const loader = { signal: ctx.signal, range, cache };
   const refresh = async () => {
     if (document.hidden && loadedOnce) {
       timer = setTimeout(refresh, REFRESH_MS);
       return;
     }
     try {
-      const data = await getJson('/api/weft/graph', { window: windowSecs }, ctx.signal);
-      model = buildModel(data);
+      const data = await getJson('/api/weft/graph', rangeParams(range), ctx.signal);
+      if (!loadedOnce) {
+        const apps = new Set(list(data.nodes).map((n) => str(n.app)).filter(Boolean));
+        appList.replaceChildren(...[...apps].sort().map((a) => h('option', { value: a })));
+      }
+      model = buildModel(filterModel(data, filters));
+      if (!explicitLabel) {
+        labelMode = model.edges.length > 80 ? 'none' : 'rps';
+        labelSelect.value = labelMode;
+      }
       loadedOnce = true;
       const empty = model.nodes.size === 0;
       body.classList.toggle('is-empty', empty);
@@ -107,13 +158,13 @@ export async function mountGraph(root, ctx) {
         );
         selection = null;
       } else {
-        const svg = renderSvg(model);
+        const svg = renderSvg(model, labelMode, filters.find);
         clear(canvas).appendChild(svg);
         fitToWidth(svg, canvas);
       }
       select(selection);
       status.className = 'refresh-status ok';
-      status.textContent = `Updated ${fmtClock(Date.now())} · every 5 s`;
+      status.textContent = range.endMs === null ? `Updated ${fmtClock(Date.now())} · every 5 s` : 'Replay (not refreshing)';
       ctx.setState(empty ? 'empty' : 'ready');
     } catch (err) {
       if (isAbort(err) || ctx.signal.aborted) return;
@@ -128,7 +179,7 @@ export async function mountGraph(root, ctx) {
         ctx.setState('error');
       }
     }
-    if (!ctx.signal.aborted) timer = setTimeout(refresh, REFRESH_MS);
+    if (!ctx.signal.aborted && range.endMs === null) timer = setTimeout(refresh, REFRESH_MS);
   };
   await refresh();
 }
@@ -154,14 +205,29 @@ function fitToWidth(svg, canvas) {
   svg.setAttribute('height', String(Math.floor(height * scale)));
 }
 
-function edgeLabelLines(edge) {
-  const first = `${fmtRate(edge.rps)} rps${edge.share !== undefined ? ` · ${fmtPercent(edge.share)}` : ''}`;
+function edgeLabelLines(edge, mode) {
+  let first;
+  if (mode === 'errors') first = `${fmtPercent(edge.errorRate)} err`;
+  else if (mode === 'p50' || mode === 'p95' || mode === 'p99') first = `${mode} ${fmtMs(edge[mode])}`;
+  else if (mode === 'share') first = edge.share !== undefined ? fmtPercent(edge.share) : '100%';
+  else first = `${fmtRate(edge.rps)} rps${edge.share !== undefined ? ` · ${fmtPercent(edge.share)}` : ''}`;
   const second = `${fmtInt(edge.requests)} req`;
-  const errors = edge.errors > 0 ? ` · ${fmtPercent(edge.errorRate)} err` : '';
+  const errors = edge.errors > 0 && mode !== 'errors' ? ` · ${fmtPercent(edge.errorRate)} err` : '';
   return { first, second, errors };
 }
 
-function renderSvg(model) {
+/** A small padlock: mTLS on every request of the edge. */
+function lockBadge(x, y) {
+  return s(
+    'g',
+    { class: 'mtls-badge', 'aria-label': 'mutual TLS' },
+    s('rect', { x: x - 5, y: y - 4, width: 10, height: 8, rx: 1.5 }),
+    s('path', { d: `M${x - 3},${y - 4} v-2.5 a3,3 0 0,1 6,0 v2.5`, class: 'lock-shackle' }),
+    s('title', { text: 'mutual TLS (connection_security_policy="mutual_tls" on every request)' }),
+  );
+}
+
+function renderSvg(model, labelMode, find) {
   const geo = layout(model);
   const svg = s('svg', {
     class: 'graph',
@@ -212,7 +278,7 @@ function renderSvg(model) {
   const edgeLayer = s('g', { class: 'edges' });
   for (const p of geo.edges) {
     const edge = p.edge;
-    const lines = edgeLabelLines(edge);
+    const lines = labelMode === 'none' ? null : edgeLabelLines(edge, labelMode);
     edgeLayer.appendChild(
       s(
         'g',
@@ -221,34 +287,45 @@ function renderSvg(model) {
           'data-source': edge.source,
           'data-target': edge.target,
           'data-requests': edge.requests,
+          'data-rps': edge.rps,
           'data-errors': edge.errors,
           'data-health': edge.health,
+          'data-mtls': edge.mtls ? 'true' : 'false',
         },
         s('path', { class: 'edge-hit', d: p.d }),
         s('path', { class: 'edge-line', d: p.d, 'marker-end': `url(#arrow-${edge.health})` }),
-        s(
-          'text',
-          { class: 'edge-label', x: Math.round(p.labelX), y: Math.round(p.labelY - 4), 'text-anchor': 'middle' },
-          s('tspan', { class: 'edge-rate', x: Math.round(p.labelX), text: lines.first }),
-          s(
-            'tspan',
-            { x: Math.round(p.labelX), dy: 13 },
-            lines.second,
-            lines.errors ? s('tspan', { class: `edge-err ${edge.health}`, text: lines.errors }) : null,
-          ),
-        ),
+        lines
+          ? s(
+              'text',
+              { class: 'edge-label', x: Math.round(p.labelX), y: Math.round(p.labelY - 4), 'text-anchor': 'middle' },
+              s('tspan', { class: 'edge-rate', x: Math.round(p.labelX), text: lines.first }),
+              s(
+                'tspan',
+                { x: Math.round(p.labelX), dy: 13 },
+                lines.second,
+                lines.errors ? s('tspan', { class: `edge-err ${edge.health}`, text: lines.errors }) : null,
+              ),
+            )
+          : null,
+        // The padlock sits on the label; unlabelled big graphs keep mTLS in
+        // the tooltip and the side panel.
+        edge.mtls && lines ? lockBadge(Math.round(p.labelX) - 4, Math.round(p.labelY) - 20) : null,
         s('title', {
           text:
             `${edge.source} → ${edge.target}\n` +
-            `${fmtInt(edge.requests)} requests, ${fmtInt(edge.errors)} errors (${fmtPercent(edge.errorRate)}), ${fmtRate(edge.rps)} rps`,
+            `${fmtInt(edge.requests)} requests, ${fmtInt(edge.errors)} errors (${fmtPercent(edge.errorRate)}), ${fmtRate(edge.rps)} rps` +
+            `\np50 ${fmtMs(edge.p50)} · p95 ${fmtMs(edge.p95)} · p99 ${fmtMs(edge.p99)}${edge.mtls ? ' · mTLS' : ''}`,
         }),
       ),
     );
   }
   world.appendChild(edgeLayer);
 
+  const needle = String(find || '').trim().toLowerCase();
+  if (needle) svg.classList.add('finding');
   const nodeLayer = s('g', { class: 'nodes' });
   for (const node of model.nodes.values()) {
+    const found = needle && (node.workload.toLowerCase().includes(needle) || node.app.toLowerCase().includes(needle));
     const pos = geo.nodes.get(node.id);
     if (!pos) continue;
     const label = node.group ? node.version : node.workload;
@@ -257,7 +334,7 @@ function renderSvg(model) {
       s(
         'g',
         {
-          class: `node ${node.unknown ? 'unknown' : node.health}`,
+          class: `node ${node.unknown ? 'unknown' : node.health}${found ? ' found' : ''}`,
           'data-id': node.id,
           'data-app': node.app,
           'data-version': node.version,
@@ -374,21 +451,114 @@ function legend() {
     h(
       'ul',
       null,
-      legendItem('swatch healthy', 'Healthy', `errors ≤ ${fmtPercent(DEGRADED_RATE)}`),
-      legendItem('swatch degraded', 'Degraded', `errors > ${fmtPercent(DEGRADED_RATE)}`),
-      legendItem('swatch failure', 'Failure', `errors ≥ ${fmtPercent(FAILURE_RATE)}`),
+      legendItem('swatch healthy', 'Healthy', `edge errors ≤ ${fmtPercent(DEGRADED_RATE)}; node without 5xx`),
+      legendItem('swatch degraded', 'Degraded', `edge errors > ${fmtPercent(DEGRADED_RATE)}; node with any 5xx`),
+      legendItem('swatch failure', 'Failure', `edge errors ≥ ${fmtPercent(FAILURE_RATE)}; node errors ≥ ${fmtPercent(NODE_FAILURE_RATE)}`),
       legendItem('swatch idle', 'No traffic'),
       legendItem('swatch-box', 'App (its versions inside)'),
       legendItem('swatch-unknown', 'Outside the mesh'),
     ),
     h('p', {
       class: 'muted small',
-      text: 'Edge labels: requests per second (and the split between versions), requests in the window, error rate.',
+      text: "Kiali's defaults: edges use its request thresholds (degraded 0.1 %, failure 20 %), nodes its health_config for HTTP 5xx (degraded above 0 %, failure 10 %). Errors are 5xx answers and requests without an answer. The padlock marks edges whose every request used mutual TLS.",
     }),
   );
 }
 
-function renderSide(side, model, windowSecs, selection, select) {
+/** Fetches once per key (the side panel re-renders on every refresh). */
+function cached(loader, key, fetcher) {
+  const hit = loader.cache.get(key);
+  if (hit && Date.now() - hit.at < 15000) return hit.promise;
+  const promise = fetcher();
+  loader.cache.set(key, { at: Date.now(), promise });
+  promise.catch(() => loader.cache.delete(key));
+  return promise;
+}
+
+/** The RED charts of a workload, filled in when they arrive. */
+function nodeRed(node, loader) {
+  const box = h('div', { id: 'node-red', class: 'side-charts' }, h('p', { class: 'muted small', text: 'Loading RED charts…' }));
+  cached(loader, `red:${node.id}`, () =>
+    getJson('/api/weft/red', { workload: node.workload, namespace: node.namespace, ...rangeParams(loader.range) }, loader.signal),
+  )
+    .then((data) => {
+      const points = list(data.points);
+      const at = (key, scale = 1) => points.map((p) => [num(p.t_ms), p[key] === null || p[key] === undefined ? null : Number(p[key]) * scale]);
+      box.replaceChildren(
+        lineChart({ title: 'Requests per second', series: [{ name: 'rps', points: at('rps') }], format: fmtRate }),
+        lineChart({ title: 'Errors (%)', series: [{ name: 'error %', points: at('error_rate', 100) }], format: (v) => `${v.toFixed(1)}%` }),
+        lineChart({
+          title: 'Duration',
+          series: [
+            { name: 'p50', points: at('p50_ms') },
+            { name: 'p95', points: at('p95_ms') },
+            { name: 'p99', points: at('p99_ms') },
+          ],
+          format: (v) => fmtMs(v),
+        }),
+      );
+    })
+    .catch((err) => {
+      if (!isAbort(err)) box.replaceChildren(h('p', { class: 'muted small', text: `RED unavailable: ${err.message}` }));
+    });
+  return box;
+}
+
+/** An edge's recent traces: errors first, then the slowest. */
+function edgeTraces(model, edge, loader) {
+  const source = model.nodes.get(edge.source);
+  const target = model.nodes.get(edge.target);
+  const tags = [];
+  if (source && !source.unknown) tags.push(`weft.source.workload=${source.workload}`);
+  if (target) tags.push(`weft.destination.workload=${target.workload}`);
+  const lookback = loader.range.windowSecs;
+  const query = new URLSearchParams();
+  for (const t of tags) query.append('tag', t);
+  const box = h('div', { id: 'edge-traces' }, h('p', { class: 'muted small', text: 'Loading traces…' }));
+  const params = { limit: 20, order: 'longest', lookback };
+  if (loader.range.endMs !== null) {
+    params.end_us = loader.range.endMs * 1000;
+    params.start_us = (loader.range.endMs - lookback * 1000) * 1000;
+    delete params.lookback;
+  }
+  cached(loader, `traces:${edge.key}`, () => getJson(`/api/weft/traces?${query}`, params, loader.signal))
+    .then((data) => {
+      const traces = list(data.traces).slice();
+      traces.sort((a, b) => (num(b.error_count) > 0) - (num(a.error_count) > 0) || num(b.duration_us) - num(a.duration_us));
+      if (traces.length === 0) {
+        box.replaceChildren(h('p', { class: 'muted small', text: 'No sampled traces for this edge in the window.' }));
+        return;
+      }
+      const searchHash = `${buildHash('/traces', { order: 'longest', lookback })}&${query}`;
+      box.replaceChildren(
+        h(
+          'table',
+          { class: 'mini' },
+          h('thead', null, h('tr', null, h('th', { text: 'Trace' }), h('th', { class: 'num', text: 'Duration' }), h('th', { class: 'num', text: 'Err' }))),
+          h(
+            'tbody',
+            null,
+            traces.slice(0, 10).map((t) =>
+              h(
+                'tr',
+                { class: num(t.error_count) > 0 ? 'trace-row has-error' : 'trace-row', 'data-trace-id': str(t.trace_id) },
+                h('td', null, h('a', { href: `#/trace/${encodeURIComponent(str(t.trace_id))}`, text: `${str(t.root_operation) || str(t.trace_id).slice(0, 8)}` })),
+                h('td', { class: 'num', text: fmtDuration(num(t.duration_us)) }),
+                h('td', { class: num(t.error_count) > 0 ? 'num text-failure' : 'num', text: fmtInt(num(t.error_count)) }),
+              ),
+            ),
+          ),
+        ),
+        h('p', { class: 'small' }, h('a', { href: searchHash, text: `All ${fmtInt(num(data.total))} traces of this edge →` })),
+      );
+    })
+    .catch((err) => {
+      if (!isAbort(err)) box.replaceChildren(h('p', { class: 'muted small', text: `Traces unavailable: ${err.message}` }));
+    });
+  return box;
+}
+
+function renderSide(side, model, windowSecs, selection, select, loader) {
   clear(side);
   if (!model || model.nodes.size === 0) return;
   const close = () => select(null);
@@ -417,13 +587,26 @@ function renderSide(side, model, windowSecs, selection, select) {
           stat('requests in', fmtInt(node.requests)),
           stat('errors', fmtInt(node.errors), errorClass(node)),
           stat('error rate', fmtPercent(node.requests > 0 ? node.errors / node.requests : 0)),
+          stat('rps in', fmtRate(node.rps)),
+          stat('p99', fmtMs(node.p99)),
         );
+    const service = node.app || node.workload;
     add(
       side,
       sideHead(node.unknown ? 'Source' : 'Workload', close),
       h('h2', { class: 'side-title', text: node.workload }),
       facts,
       stats,
+      node.unknown
+        ? null
+        : h(
+            'div',
+            { class: 'link-row' },
+            h('a', { class: 'button small', href: buildHash(`/service/${encodeURIComponent(service)}`, { window: windowSecs }), text: `RED of ${service}` }),
+            h('a', { class: 'button small', href: buildHash('/split', { service, window: windowSecs }), text: 'Canary split' }),
+            h('a', { class: 'button small', href: buildHash('/graph', { focus: service, window: windowSecs }), text: 'Focus' }),
+          ),
+      node.unknown ? null : nodeRed(node, loader),
       h('h3', { text: 'Inbound' }),
       edgeTable(model, model.edges.filter((e) => e.target === node.id), 'source', select),
       h('h3', { text: 'Outbound' }),
@@ -452,7 +635,11 @@ function renderSide(side, model, windowSecs, selection, select) {
         stat('requests', fmtInt(edge.requests)),
         stat('errors', fmtInt(edge.errors), errorClass(edge)),
         stat('error rate', fmtPercent(edge.errorRate)),
+        stat('p50', fmtMs(edge.p50)),
+        stat('p95', fmtMs(edge.p95)),
+        stat('p99', fmtMs(edge.p99)),
       ),
+      h('p', { class: 'small' }, edge.mtls ? 'Every request over mutual TLS (connection_security_policy="mutual_tls").' : 'Not (all) over mutual TLS.'),
       edge.share === undefined
         ? null
         : h(
@@ -468,6 +655,8 @@ function renderSide(side, model, windowSecs, selection, select) {
         ' · ',
         h('a', { href: '#', onclick: goTo(edge.target), text: 'Target workload' }),
       ),
+      h('h3', { text: 'Recent traces (errors, then slowest)' }),
+      edgeTraces(model, edge, loader),
       tracesButton(target),
     );
     return;

@@ -1,19 +1,22 @@
 // Trace view: #/trace/<traceId>, a waterfall of all spans.
 //
-// DOM contract: one div.span-row[data-span-id][data-service] per span in tree
-// order; clicking a row fills the side panel #span-detail.
+// DOM contract: div.span-row[data-span-id][data-service] per *rendered* span
+// in tree order (the waterfall is virtualized: only the rows near the
+// viewport exist); clicking a row fills the side panel #span-detail. Rows on
+// the critical path carry the class `crit`. The root element gets
+// data-span-count and, once painted, data-painted-ms (see app.js).
 //
 // Large traces (10,000+ spans) stay fast: the tree is built with maps and an
-// explicit stack, all rows are created in one pass into a DocumentFragment
-// and inserted once, nothing reads layout, bar geometry is set with SVG
-// percentage attributes (no style strings, which the CSP forbids), and rows
-// off screen are skipped by the browser (content-visibility in weft.css).
-// One delegated listener handles clicks for all rows.
+// explicit stack; the waterfall keeps one list of visible tree positions and
+// renders only the ~60 rows around the viewport between two spacers (their
+// heights are set through the CSSOM, which the CSP allows; no style
+// attributes); bar geometry is SVG percentage attributes. One delegated
+// listener handles clicks for all rows.
 
 import { ApiError, getJson, list, num, str } from './api.js';
 import { add, clear, h, kvTable, message, s } from './dom.js';
 import { colourClass, fmtDateTime, fmtDuration, fmtInt, registerServices } from './format.js';
-import { buildHash } from './router.js';
+import { buildHash, navigate } from './router.js';
 
 const MAX_INDENT = 16; // deeper spans share the last indentation class and show their depth
 
@@ -105,6 +108,64 @@ function normaliseSpan(raw) {
   };
 }
 
+const ROW_H = 26; // px, must match .span-row in weft.css
+const OVERSCAN = 30;
+
+/**
+ * The critical path (Jaeger's definition): walking back from the end of the
+ * root, the span that finishes last before the cursor is what the parent
+ * waited for. Returns, per span index, the [start, end] segments (µs) that
+ * lie on the path.
+ */
+export function criticalPath(spans, tree) {
+  const segments = new Array(spans.length);
+  const push = (i, from, to) => {
+    if (to > from) (segments[i] ||= []).push([from, to]);
+  };
+  const end = (i) => spans[i].start_us + spans[i].duration_us;
+  const walk = (i, limit, depth) => {
+    const sp = spans[i];
+    let cursor = Math.min(end(i), limit);
+    const kids = (tree.children[i] || []).slice().sort((a, b) => end(b) - end(a));
+    for (const child of kids) {
+      if (cursor <= sp.start_us) break;
+      const c = spans[child];
+      if (c.start_us >= cursor) continue;
+      const childEnd = Math.min(end(child), cursor);
+      push(i, childEnd, cursor);
+      if (depth < 5000) walk(child, childEnd, depth + 1);
+      cursor = Math.max(sp.start_us, c.start_us);
+    }
+    push(i, sp.start_us, cursor);
+  };
+  const root = tree.order[0];
+  if (root !== undefined) walk(root, end(root), 0);
+  return segments;
+}
+
+/** Per service and operation: spans, errors, total and self time (µs). */
+export function summarize(spans, tree) {
+  const rows = new Map();
+  for (let i = 0; i < spans.length; i++) {
+    const sp = spans[i];
+    let childTime = 0;
+    for (const c of tree.children[i] || []) {
+      const from = Math.max(sp.start_us, spans[c].start_us);
+      const to = Math.min(sp.start_us + sp.duration_us, spans[c].start_us + spans[c].duration_us);
+      if (to > from) childTime += to - from;
+    }
+    const key = `${sp.service}\u0000${sp.operation}`;
+    const row = rows.get(key) || { service: sp.service, operation: sp.operation, count: 0, errors: 0, total: 0, self: 0, max: 0 };
+    row.count++;
+    if (sp.status === 'ERROR') row.errors++;
+    row.total += sp.duration_us;
+    row.self += Math.max(0, sp.duration_us - childTime);
+    row.max = Math.max(row.max, sp.duration_us);
+    rows.set(key, row);
+  }
+  return [...rows.values()].sort((a, b) => b.self - a.self || (a.service < b.service ? -1 : 1));
+}
+
 export async function mountTrace(root, ctx) {
   const traceId = ctx.segments[1] || '';
   ctx.setTitle(`Trace ${traceId.slice(0, 8)}`);
@@ -148,6 +209,7 @@ export async function mountTrace(root, ctx) {
     return;
   }
   const tree = buildTree(spans);
+  const critical = criticalPath(spans, tree);
 
   let traceStart = Infinity;
   let traceEnd = -Infinity;
@@ -168,6 +230,19 @@ export async function mountTrace(root, ctx) {
   ctx.setTitle(`${rootSpan.service}: ${rootSpan.operation}`);
 
   // --- header ---
+  const compareInput = h('input', { id: 'compare-with', type: 'search', placeholder: 'other trace ID', spellcheck: 'false', 'aria-label': 'Trace ID to compare with' });
+  const compareForm = h(
+    'form',
+    { class: 'compare-form' },
+    compareInput,
+    h('button', { class: 'button small', type: 'submit', text: 'Compare' }),
+  );
+  compareForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const other = compareInput.value.trim().toLowerCase();
+    if (/^[0-9a-f]{1,32}$/.test(other)) navigate(buildHash('/compare', { a: traceId, b: other }));
+    else compareInput.classList.add('invalid');
+  });
   const header = h(
     'section',
     { class: 'trace-header card' },
@@ -193,13 +268,56 @@ export async function mountTrace(root, ctx) {
     h(
       'div',
       { class: 'trace-services' },
-      [...services].sort().map((name) => h('a', { class: `svc-chip ${colourClass(name)}`, href: buildHash('/traces', { service: name }), text: name })),
+      [...services].sort().map((name) => h('a', { class: `svc-chip ${colourClass(name)}`, href: buildHash(`/service/${encodeURIComponent(name)}`, {}), title: `RED metrics of ${name}`, text: name })),
+      compareForm,
+    ),
+  );
+
+  // --- summary (Jaeger's trace statistics) ---
+  const summaryRows = summarize(spans, tree);
+  const summaryBody = h('tbody');
+  for (const row of summaryRows.slice(0, 200)) {
+    summaryBody.appendChild(
+      h(
+        'tr',
+        null,
+        h('td', null, h('span', { class: `svc-dot ${colourClass(row.service)}` }), row.service),
+        h('td', { text: row.operation || '(no operation)' }),
+        h('td', { class: 'num', text: fmtInt(row.count) }),
+        h('td', { class: row.errors > 0 ? 'num text-failure' : 'num', text: fmtInt(row.errors) }),
+        h('td', { class: 'num', text: fmtDuration(row.total) }),
+        h('td', { class: 'num', text: fmtDuration(row.total / row.count) }),
+        h('td', { class: 'num', text: fmtDuration(row.max) }),
+        h('td', { class: 'num', text: fmtDuration(row.self) }),
+        h('td', { class: 'num', text: `${((row.self / traceDuration) * 100).toFixed(1)}%` }),
+      ),
+    );
+  }
+  const summary = h(
+    'details',
+    { class: 'trace-summary card', id: 'trace-summary' },
+    h('summary', { text: `Services and operations (${fmtInt(summaryRows.length)})` }),
+    h(
+      'table',
+      { class: 'table summary-table' },
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          ['Service', 'Operation'].map((t) => h('th', { text: t })),
+          ['Spans', 'Errors', 'Total', 'Avg', 'Max', 'Self time', 'Self % of trace'].map((t) => h('th', { class: 'num', text: t })),
+        ),
+      ),
+      summaryBody,
     ),
   );
 
   // --- waterfall ---
   const expandAll = h('button', { class: 'button small', type: 'button', text: 'Expand all' });
   const collapseAll = h('button', { class: 'button small', type: 'button', text: 'Collapse all' });
+  const critToggle = h('input', { id: 'crit-toggle', type: 'checkbox', checked: true });
   const ticks = h('div', { class: 'ticks' });
   for (let q = 0; q <= 4; q++) {
     ticks.appendChild(h('span', { class: `tick tick-${q}`, text: q === 0 ? '0' : fmtDuration((traceDuration * q) / 4) }));
@@ -207,13 +325,42 @@ export async function mountTrace(root, ctx) {
   const head = h(
     'div',
     { class: 'waterfall-head' },
-    h('div', { class: 'wf-name-head' }, h('span', { text: 'Service & operation' }), h('span', { class: 'wf-buttons' }, expandAll, collapseAll)),
+    h(
+      'div',
+      { class: 'wf-name-head' },
+      h('span', { text: 'Service & operation' }),
+      h('span', { class: 'wf-buttons' }, h('label', { class: 'crit-label', for: 'crit-toggle' }, critToggle, ' Critical path'), expandAll, collapseAll),
+    ),
     h('div', { class: 'wf-time-head' }, ticks),
   );
 
-  const rows = new Array(spans.length);
-  const fragment = document.createDocumentFragment();
-  for (let p = 0; p < tree.order.length; p++) {
+  const topSpacer = h('div', { class: 'wf-spacer' });
+  const bottomSpacer = h('div', { class: 'wf-spacer' });
+  const rowBox = h('div', { class: 'wf-rows' });
+  const waterfallBody = h('div', { class: 'waterfall-body', role: 'rowgroup' }, topSpacer, rowBox, bottomSpacer);
+  const waterfall = h('section', { class: 'waterfall card show-crit', role: 'table', 'aria-label': 'Spans' }, head, waterfallBody);
+  critToggle.addEventListener('change', () => waterfall.classList.toggle('show-crit', critToggle.checked));
+
+  const detail = h('aside', { id: 'span-detail', class: 'span-detail card', hidden: true, 'aria-label': 'Span details' });
+  const layoutEl = h('div', { class: 'trace-layout' }, waterfall, detail);
+  loading.replaceWith(header, summary, layoutEl);
+
+  const collapsed = new Uint8Array(spans.length);
+  let selectedIndex = -1;
+  // Tree positions currently shown (not inside a collapsed subtree).
+  let visible = new Int32Array(0);
+  const computeVisible = () => {
+    const out = new Int32Array(tree.order.length);
+    let n = 0;
+    for (let p = 0; p < tree.order.length; p++) {
+      out[n++] = p;
+      const i = tree.order[p];
+      if (collapsed[i]) p = tree.subtreeEnd[i] - 1;
+    }
+    visible = out.subarray(0, n);
+  };
+
+  const makeRow = (p) => {
     const i = tree.order[p];
     const sp = spans[i];
     const d = tree.depth[i];
@@ -222,24 +369,27 @@ export async function mountTrace(root, ctx) {
     const isError = sp.status === 'ERROR';
     const left = ((sp.start_us - traceStart) / traceDuration) * 100;
     const width = Math.max(0.15, (sp.duration_us / traceDuration) * 100);
-    // Duration label: right of the bar, else left of it, else inside it.
     const labelPlace = left + width < 72 ? 'right' : left > 14 ? 'left' : 'inside';
     const kind = sp.kind && sp.kind !== 'UNSPECIFIED' ? sp.kind.toLowerCase() : '';
-
-    const row = h(
+    const crit = critical[i];
+    let cls = 'span-row';
+    if (isError) cls += ' error';
+    if (crit) cls += ' crit';
+    if (collapsed[i]) cls += ' collapsed';
+    if (i === selectedIndex) cls += ' selected';
+    return h(
       'div',
-      {
-        class: isError ? 'span-row error' : 'span-row',
-        'data-span-id': sp.span_id,
-        'data-service': sp.service,
-        'data-index': i,
-        role: 'row',
-      },
+      { class: cls, 'data-span-id': sp.span_id, 'data-service': sp.service, 'data-index': i, role: 'row' },
       h(
         'div',
         { class: `wf-name indent-${Math.min(d, MAX_INDENT)}` },
         hasChildren
-          ? h('button', { class: 'toggle', type: 'button', 'aria-expanded': 'true', 'aria-label': 'Collapse children' })
+          ? h('button', {
+              class: 'toggle',
+              type: 'button',
+              'aria-expanded': collapsed[i] ? 'false' : 'true',
+              'aria-label': collapsed[i] ? 'Expand children' : 'Collapse children',
+            })
           : h('span', { class: 'toggle-spacer' }),
         h('span', { class: `svc-bar ${colour}` }),
         h('span', { class: 'wf-service', text: sp.service }),
@@ -249,6 +399,7 @@ export async function mountTrace(root, ctx) {
         d === 0 && sp.parent_span_id
           ? h('span', { class: 'kind orphan', title: `Parent span ${sp.parent_span_id} is not in this trace`, text: 'no parent' })
           : null,
+        collapsed[i] ? h('span', { class: 'depth-badge', text: `+${fmtInt(tree.subtreeEnd[i] - p - 1)}` }) : null,
         isError ? h('span', { class: 'err-icon', title: sp.status_message || 'error', text: '!' }) : null,
       ),
       h(
@@ -265,6 +416,17 @@ export async function mountTrace(root, ctx) {
             height: 12,
             rx: 2,
           }),
+          crit
+            ? crit.map(([from, to]) =>
+                s('rect', {
+                  class: 'wf-crit',
+                  x: `${(((from - traceStart) / traceDuration) * 100).toFixed(3)}%`,
+                  y: 10,
+                  width: `${Math.max(0.1, ((to - from) / traceDuration) * 100).toFixed(3)}%`,
+                  height: 4,
+                }),
+              )
+            : null,
           s('text', {
             class: labelPlace === 'inside' ? 'wf-dur inside' : 'wf-dur',
             x: `${(labelPlace === 'right' ? left + width + 0.6 : labelPlace === 'left' ? left - 0.6 : left + 0.6).toFixed(3)}%`,
@@ -275,84 +437,78 @@ export async function mountTrace(root, ctx) {
         ),
       ),
     );
-    rows[p] = row;
-    fragment.appendChild(row);
-  }
-  const waterfallBody = h('div', { class: 'waterfall-body', role: 'rowgroup' });
-  waterfallBody.appendChild(fragment);
-  const waterfall = h('section', { class: 'waterfall card', role: 'table', 'aria-label': 'Spans' }, head, waterfallBody);
-
-  const detail = h('aside', { id: 'span-detail', class: 'span-detail card', hidden: true, 'aria-label': 'Span details' });
-  const layoutEl = h('div', { class: 'trace-layout' }, waterfall, detail);
-  loading.replaceWith(header, layoutEl);
-
-  // --- interactions (one delegated listener) ---
-  const collapsed = new Uint8Array(spans.length);
-  let selected = null;
-
-  const setCollapsed = (p, value) => {
-    const i = tree.order[p];
-    if (tree.subtreeEnd[i] <= p + 1) return;
-    collapsed[i] = value ? 1 : 0;
-    const toggle = rows[p].firstChild.firstChild;
-    toggle.setAttribute('aria-expanded', value ? 'false' : 'true');
-    toggle.setAttribute('aria-label', value ? 'Expand children' : 'Collapse children');
-    rows[p].classList.toggle('collapsed', value);
-    const end = tree.subtreeEnd[i];
-    if (value) {
-      for (let q = p + 1; q < end; q++) rows[q].hidden = true;
-    } else {
-      for (let q = p + 1; q < end; q++) {
-        rows[q].hidden = false;
-        const j = tree.order[q];
-        if (collapsed[j]) q = tree.subtreeEnd[j] - 1; // keep inner collapsed subtrees closed
-      }
-    }
   };
 
+  let rendered = [-1, -1];
+  const renderWindow = (force) => {
+    const rect = waterfallBody.getBoundingClientRect();
+    const viewportRows = Math.ceil((window.innerHeight || 900) / ROW_H);
+    const firstVisible = Math.floor(Math.max(0, -rect.top) / ROW_H);
+    const from = Math.max(0, firstVisible - OVERSCAN);
+    const to = Math.min(visible.length, firstVisible + viewportRows + OVERSCAN);
+    if (!force && from === rendered[0] && to === rendered[1]) return;
+    rendered = [from, to];
+    const fragment = document.createDocumentFragment();
+    for (let k = from; k < to; k++) fragment.appendChild(makeRow(visible[k]));
+    rowBox.replaceChildren(fragment);
+    topSpacer.style.height = `${from * ROW_H}px`;
+    bottomSpacer.style.height = `${(visible.length - to) * ROW_H}px`;
+  };
+  let scheduled = false;
+  const onScroll = () => {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(() => {
+      scheduled = false;
+      if (!ctx.signal.aborted) renderWindow(false);
+    });
+  };
+  window.addEventListener('scroll', onScroll, { passive: true });
+  window.addEventListener('resize', onScroll, { passive: true });
+  ctx.signal.addEventListener('abort', () => {
+    window.removeEventListener('scroll', onScroll);
+    window.removeEventListener('resize', onScroll);
+  });
+  computeVisible();
+  renderWindow(true);
+
+  // --- interactions (one delegated listener) ---
+  const closeDetail = () => {
+    selectedIndex = -1;
+    detail.hidden = true;
+    layoutEl.classList.remove('with-detail');
+    renderWindow(true);
+  };
   waterfallBody.addEventListener('click', (event) => {
     if (!(event.target instanceof Element)) return;
     const row = event.target.closest('.span-row');
     if (!row) return;
     const i = Number(row.dataset.index);
-    const p = tree.position[i];
     if (event.target.closest('.toggle')) {
-      setCollapsed(p, !collapsed[i]);
+      collapsed[i] = collapsed[i] ? 0 : 1;
+      computeVisible();
+      renderWindow(true);
       return;
     }
-    if (selected) selected.classList.remove('selected');
-    selected = row;
+    selectedIndex = i;
+    for (const el of rowBox.querySelectorAll('.span-row.selected')) el.classList.remove('selected');
     row.classList.add('selected');
-    showDetail(detail, spans[i], traceStart, () => {
-      if (selected) selected.classList.remove('selected');
-      selected = null;
-      detail.hidden = true;
-      layoutEl.classList.remove('with-detail');
-    });
+    showDetail(detail, spans[i], traceStart, closeDetail);
     layoutEl.classList.add('with-detail');
   });
   expandAll.addEventListener('click', () => {
     collapsed.fill(0);
-    for (const row of rows) {
-      row.hidden = false;
-      row.classList.remove('collapsed');
-      const toggle = row.firstChild.firstChild;
-      if (toggle.tagName === 'BUTTON') {
-        toggle.setAttribute('aria-expanded', 'true');
-        toggle.setAttribute('aria-label', 'Collapse children');
-      }
-    }
+    computeVisible();
+    renderWindow(true);
   });
   collapseAll.addEventListener('click', () => {
     // Keep the roots and their direct children visible.
-    for (let p = rows.length - 1; p >= 0; p--) {
-      if (tree.depth[tree.order[p]] >= 1) setCollapsed(p, true);
-    }
-    for (let p = 0; p < rows.length; p++) {
-      if (tree.depth[tree.order[p]] === 0) setCollapsed(p, false);
-    }
+    for (let i = 0; i < spans.length; i++) collapsed[i] = tree.depth[i] >= 1 && (tree.children[i] || []).length > 0 ? 1 : 0;
+    computeVisible();
+    renderWindow(true);
   });
 
+  root.dataset.spanCount = String(spans.length);
   root.dataset.renderMs = String(Math.round(performance.now() - started));
   ctx.setState('ready');
 }

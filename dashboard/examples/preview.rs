@@ -1,10 +1,11 @@
 //! Dev preview of the dashboard without a collector.
 //!
 //! Serves `weft_dashboard::router()` as the fallback (as the collector does)
-//! plus the four native API routes, answered from the JSON files in
+//! plus the native API routes, answered from the JSON files in
 //! `examples/fixtures/`: the demo mesh `unknown -> web -> stock-api v1/v2 ->
 //! products`, a 13-span trace with errors, an orphan span and hostile
-//! attribute text, and a generated 10,000-span trace.
+//! attribute text, and a generated 10,000-span trace; `operations`, `red`
+//! and `split` answer made-up series (a 90/10 canary whose v2 fails more).
 //!
 //! ```text
 //! cargo run -p weft-dashboard --example preview                 # demo data
@@ -82,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
         .route("/api/weft/traces", get(traces))
         .route("/api/weft/traces/{id}", get(trace))
         .route("/api/weft/graph", get(graph))
+        .route("/api/weft/operations", get(operations))
+        .route("/api/weft/red", get(red))
+        .route("/api/weft/split", get(split))
         .with_state(fixtures)
         .fallback_service(weft_dashboard::router());
 
@@ -159,6 +163,101 @@ fn shift_trace(trace: &mut Value, shift: i64) {
 }
 
 // === Handlers ===
+
+/// Root operations of the listed traces that involve the service.
+async fn operations(
+    State(f): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let service = q.get("service").cloned().unwrap_or_default();
+    let mut operations: Vec<String> = f
+        .traces
+        .iter()
+        .filter(|t| t["root_service"] == service.as_str())
+        .filter_map(|t| t["root_operation"].as_str().map(str::to_owned))
+        .collect();
+    operations.sort();
+    operations.dedup();
+    Json(json!({ "service": service, "operations": operations }))
+}
+
+/// A made-up RED series over the asked window: 20 steps with a gentle wave.
+fn red_points(end_ms: i64, window_s: i64, rps: f64, error_rate: f64) -> (Value, Vec<Value>) {
+    let step_s = (window_s / 20).max(5);
+    let points: Vec<Value> = (0..20)
+        .map(|i| {
+            let wave = 1.0 + 0.2 * ((i as f64) / 3.0).sin();
+            json!({
+                "t_ms": end_ms - (19 - i) * step_s * 1000,
+                "requests": (rps * wave * step_s as f64).round(),
+                "errors": (rps * wave * step_s as f64 * error_rate).round(),
+                "rps": rps * wave,
+                "error_rate": error_rate * wave,
+                "p50_ms": 11.0 * wave,
+                "p95_ms": 38.0 * wave,
+                "p99_ms": 80.0 * wave,
+            })
+        })
+        .collect();
+    let requests = rps * window_s as f64;
+    let summary = json!({
+        "requests": requests.round(), "errors": (requests * error_rate).round(), "rps": rps,
+        "error_rate": error_rate, "p50_ms": 11.0, "p95_ms": 38.0, "p99_ms": 80.0,
+    });
+    (summary, points)
+}
+
+fn window(q: &HashMap<String, String>) -> (i64, i64) {
+    let window_s = q.get("window").and_then(|w| w.parse().ok()).unwrap_or(300);
+    let end_ms = q
+        .get("end_ms")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(now_us() / 1000);
+    (window_s, end_ms)
+}
+
+async fn red(State(f): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let (window_s, end_ms) = window(&q);
+    let (summary, points) = red_points(end_ms, window_s, if f.empty { 0.0 } else { 3.0 }, 0.01);
+    Json(json!({
+        "service": q.get("service"), "workload": q.get("workload"),
+        "start_ms": end_ms - window_s * 1000, "end_ms": end_ms, "step_s": (window_s / 20).max(5),
+        "summary": summary, "points": points,
+    }))
+}
+
+/// A 90/10 canary whose v2 fails more often than v1.
+async fn split(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let (window_s, end_ms) = window(&q);
+    let service = q.get("service").cloned().unwrap_or_default();
+    let (v1, points) = red_points(end_ms, window_s, 2.7, 0.002);
+    let (v2, _) = red_points(end_ms, window_s, 0.3, 0.05);
+    let timeline: Vec<Value> = points
+        .iter()
+        .map(|p| json!({"t_ms": p["t_ms"], "requests": 60, "shares": {"v1": 89.0, "v2": 11.0}}))
+        .collect();
+    let version = |name: &str, configured: f64, observed: f64, red: &Value| {
+        let mut v = red.clone();
+        v["version"] = json!(name);
+        v["configured_percent"] = json!(configured);
+        v["observed_percent"] = json!(observed);
+        v
+    };
+    Json(json!({
+        "service": service, "start_ms": end_ms - window_s * 1000, "end_ms": end_ms, "step_s": 15,
+        "routes": [{"virtual_service": format!("default/{service}"), "route": "canary",
+                    "destinations": [{"version": "v1", "subset": "v1", "weight_percent": 90.0},
+                                     {"version": "v2", "subset": "v2", "weight_percent": 10.0}]}],
+        "versions": [version("v1", 90.0, 90.0, &v1), version("v2", 10.0, 10.0, &v2)],
+        "timeline": timeline,
+        "verdict": {"status": "canary_worse", "canary": "v2", "stable": "v1", "min_requests": 50,
+                    "errors": {"rule": "Two-proportion z-test, one-sided (preview data).",
+                               "canary_error_rate": 0.05, "stable_error_rate": 0.002,
+                               "z": 6.1, "p_value": 5e-10, "alpha": 0.05, "significant": true},
+                    "latency": null,
+                    "summary": ["v2 fails more often than v1 (preview data)."]},
+    }))
+}
 
 async fn services(State(f): State<Shared>) -> Json<Value> {
     if f.empty {

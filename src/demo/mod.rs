@@ -110,6 +110,12 @@ pub struct Demo {
 
 impl Config {
     pub async fn build(self) -> anyhow::Result<Demo> {
+        self.build_with_auth(None).await
+    }
+
+    /// [`Config::build`], with the collector's HTTP listener (dashboard and
+    /// APIs) behind `auth` (`weft demo --auth`).
+    pub async fn build_with_auth(self, auth: Option<weft_collector::Auth>) -> anyhow::Result<Demo> {
         let mesh_dir = self.data_dir.join("mesh");
         std::fs::create_dir_all(&mesh_dir)
             .with_context(|| format!("creating {}", mesh_dir.display()))?;
@@ -119,6 +125,7 @@ impl Config {
             http: self.http,
             otlp_grpc: self.otlp_grpc,
             otlp_http: self.otlp_http,
+            auth,
             ..Default::default()
         }
         .build()

@@ -2,6 +2,7 @@
 //! the `weft` binary, and a real headless Chromium. One test binary.
 
 mod browser;
+mod browser_data;
 mod check;
 mod demo_cli;
 mod exactness;

@@ -2,6 +2,7 @@
 //! Jaeger v1 query API (`/api/services`, `/api/traces`, ..., for Grafana),
 //! health, and the dashboard itself as the fallback.
 
+pub mod auth;
 mod jaeger;
 mod jaeger_v3;
 mod native;

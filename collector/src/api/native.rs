@@ -36,6 +36,7 @@ const APPS_LOOKBACK_SECONDS: i64 = 3600;
 pub fn routes() -> Router<Arc<dyn Store>> {
     Router::new()
         .route("/api/weft/services", get(services))
+        .route("/api/weft/operations", get(operations))
         .route("/api/weft/traces", get(traces))
         .route("/api/weft/traces/{id}", get(trace))
         .route("/api/weft/graph", get(service_graph))
@@ -108,10 +109,40 @@ async fn services(State(store): State<Arc<dyn Store>>) -> Result<Json<Services>,
     }))
 }
 
+/// `GET /api/weft/operations?service=NAME`: the span names (operations) a
+/// service reported, sorted.
+#[derive(Serialize)]
+struct Operations {
+    service: String,
+    operations: Vec<String>,
+}
+
+async fn operations(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Operations>, ApiError> {
+    let params = Params::new(params);
+    let service = params
+        .get("service")
+        .ok_or_else(|| ApiError::BadRequest("service is required".to_owned()))?
+        .to_owned();
+    let mut operations = store.operations(&service).await?;
+    operations.sort();
+    operations.dedup();
+    Ok(Json(Operations {
+        service,
+        operations,
+    }))
+}
+
 #[derive(Serialize)]
 struct TraceList {
     traces: Vec<TraceSummary>,
+    /// How many traces match in total, not only this page.
     total: u64,
+    offset: usize,
+    limit: usize,
+    order: &'static str,
 }
 
 /// One row of the trace list.
@@ -128,13 +159,22 @@ pub struct TraceSummary {
     pub services: Vec<String>,
 }
 
-/// `?service=&operation=&limit=20&offset=0&start_us=&end_us=` or `&lookback=SECONDS`
-/// (default: the last hour).
-async fn traces(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Json<TraceList>, ApiError> {
-    let params = Params::new(params);
+/// The orders a trace search can ask for (`?order=`).
+const ORDERS: [&str; 5] = ["newest", "oldest", "longest", "shortest", "most_spans"];
+
+/// The search a `GET /api/weft/traces` asks for.
+///
+/// `?service=&operation=&tag=KEY=VALUE (repeatable)&min_duration_us=&max_duration_us=
+/// &limit=20&offset=0&order=newest|oldest|longest|shortest|most_spans`
+/// and the time range `&start_us=&end_us=` or `&lookback=SECONDS` (default:
+/// the last hour). Durations bound the whole trace (root start to last
+/// span end).
+struct Search {
+    query: TraceQuery,
+    order: &'static str,
+}
+
+fn search(params: &Params) -> Result<Search, ApiError> {
     let limit = params.int("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -157,35 +197,94 @@ async fn traces(
             "the window starts after it ends".to_owned(),
         ));
     }
+    let mut tags = Vec::new();
+    for tag in params.all("tag") {
+        let (key, value) = tag.split_once('=').ok_or_else(|| {
+            ApiError::BadRequest(format!("tag {tag:?} is not of the form key=value"))
+        })?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ApiError::BadRequest(format!("tag {tag:?} has no key")));
+        }
+        tags.push((key.to_owned(), value.trim().to_owned()));
+    }
+    let duration = |key: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .int(key)?
+            .map(|us| scale(key, us.max(0), 1000))
+            .transpose()
+    };
+    let min_trace_duration_nano = duration("min_duration_us")?;
+    let max_trace_duration_nano = duration("max_duration_us")?;
+    if let (Some(min), Some(max)) = (min_trace_duration_nano, max_trace_duration_nano)
+        && min > max
+    {
+        return Err(ApiError::BadRequest(
+            "min_duration_us is above max_duration_us".to_owned(),
+        ));
+    }
+    let order = match params.get("order") {
+        None => ORDERS[0],
+        Some(order) => ORDERS
+            .iter()
+            .copied()
+            .find(|o| *o == order)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("order must be one of {}", ORDERS.join(", ")))
+            })?,
+    };
     let query = TraceQuery {
         service: params.get("service").map(str::to_owned),
         operation: params.get("operation").map(str::to_owned),
-        tags: Vec::new(),
+        tags,
         start_unix_nano,
         end_unix_nano,
-        min_duration_nano: None,
-        max_duration_nano: None,
+        min_duration_nano: min_trace_duration_nano,
+        max_duration_nano: max_trace_duration_nano,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         offset: usize::try_from(params.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
         min_trace_duration_nano: None,
         max_trace_duration_nano: None,
         order: crate::store::TraceOrder::Newest,
     };
+    Ok(Search { query, order })
+}
+
+/// `GET /api/weft/traces` (see [`Search`]): one page of summaries in the
+/// asked order and the true total of matching traces.
+async fn traces(
+    State(store): State<Arc<dyn Store>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<TraceList>, ApiError> {
+    let Search { query, order } = search(&Params::new(params))?;
     let found = store.find_traces(&query).await?;
     let spans = store.get_traces(&found.trace_ids).await?;
     let mut traces: Vec<TraceSummary> = group_by_trace(&spans)
         .into_iter()
         .map(|(trace_id, spans)| summarize(trace_id, &spans))
         .collect();
-    traces.sort_by(|a, b| {
-        b.start_us
-            .cmp(&a.start_us)
-            .then(a.trace_id.cmp(&b.trace_id))
-    });
+    sort_summaries(&mut traces, order);
     Ok(Json(TraceList {
         traces,
         total: found.total,
+        offset: query.offset,
+        limit: query.limit,
+        order,
     }))
+}
+
+/// Sorts one page of summaries; ties go to the trace id.
+fn sort_summaries(traces: &mut [TraceSummary], order: &str) {
+    traces.sort_by(|a, b| {
+        let primary = match order {
+            "oldest" => a.start_us.cmp(&b.start_us),
+            "longest" => b.duration_us.cmp(&a.duration_us),
+            "shortest" => a.duration_us.cmp(&b.duration_us),
+            "most_spans" => b.span_count.cmp(&a.span_count),
+            _ => b.start_us.cmp(&a.start_us),
+        };
+        primary.then(a.trace_id.cmp(&b.trace_id))
+    });
 }
 
 /// Spans grouped by trace, keeping the order of `spans`.
@@ -468,7 +567,7 @@ async fn red_series(
     }))
 }
 
-/// `GET /api/weft/split?service=FQDN|SHORT&window=SECONDS[&step=SECONDS]`
+/// `GET /api/weft/split?service=FQDN|SHORT|APP&window=SECONDS[&step=SECONDS]`
 /// (or `start_ms`/`end_ms`): how a service's traffic splits across its
 /// versions, configured against observed.
 ///
@@ -542,8 +641,12 @@ async fn split(
     let (start_ms, end_ms) = window_ms(&params)?;
     let steps = steps(&params, start_ms, end_ms)?;
     let (start, end) = (steps.start_unix_nano, scale("end_ms", end_ms, 1_000_000)?);
+    // By service name, or by app: a destination_service that is only an
+    // address (a client that called an IP) still names its app.
     let selected = |labels: &crate::store::Labels| {
-        graph::label(labels, "reporter") == "destination" && red::is_service(labels, &service)
+        graph::label(labels, "reporter") == "destination"
+            && (red::is_service(labels, &service)
+                || graph::label(labels, "destination_app") == service)
     };
     let weights = store
         .series_window(red::ROUTE_WEIGHT_METRIC, start, end)

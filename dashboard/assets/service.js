@@ -1,0 +1,101 @@
+// RED of one service: #/service/<app or service name>?window=300[&end_ms=]
+//
+// Rate, errors and duration quantiles of the inbound traffic (destination
+// reporter), from /api/weft/red. DOM contract: figure.chart-box per chart,
+// .stat-value inside #red-summary.
+
+import { getJson, list, num } from './api.js';
+import { lineChart } from './charts.js';
+import { hashWith, parseRange, rangeControls, rangeParams } from './controls.js';
+import { h, message } from './dom.js';
+import { fmtInt, fmtPercent, fmtRate } from './format.js';
+import { buildHash } from './router.js';
+
+export function fmtMs(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+  if (v < 1) return `${v.toFixed(2)} ms`;
+  if (v < 100) return `${v.toFixed(1)} ms`;
+  if (v < 10000) return `${Math.round(v)} ms`;
+  return `${(v / 1000).toFixed(1)} s`;
+}
+
+export function stat(label, value, extra) {
+  return h('div', { class: extra ? `stat ${extra}` : 'stat' }, h('div', { class: 'stat-value', text: value }), h('div', { class: 'stat-label', text: label }));
+}
+
+/** The three RED charts of a /api/weft/red answer. */
+export function redCharts(data) {
+  const points = list(data.points);
+  const at = (key, scale = 1) => points.map((p) => [num(p.t_ms), p[key] === null || p[key] === undefined ? null : Number(p[key]) * scale]);
+  return h(
+    'div',
+    { class: 'chart-grid' },
+    lineChart({ title: 'Request rate (rps)', series: [{ name: 'rps', points: at('rps') }], format: fmtRate }),
+    lineChart({ title: 'Errors (% of requests)', series: [{ name: 'error %', points: at('error_rate', 100) }], format: (v) => `${v.toFixed(1)}%` }),
+    lineChart({
+      title: 'Duration',
+      series: [
+        { name: 'p50', points: at('p50_ms') },
+        { name: 'p95', points: at('p95_ms') },
+        { name: 'p99', points: at('p99_ms') },
+      ],
+      format: fmtMs,
+    }),
+  );
+}
+
+export function redSummary(summary) {
+  return h(
+    'div',
+    { class: 'stats', id: 'red-summary' },
+    stat('requests', fmtInt(num(summary.requests))),
+    stat('rps', fmtRate(num(summary.rps))),
+    stat('errors', fmtPercent(num(summary.error_rate)), num(summary.errors) > 0 ? 'text-failure' : ''),
+    stat('p50', fmtMs(summary.p50_ms)),
+    stat('p95', fmtMs(summary.p95_ms)),
+    stat('p99', fmtMs(summary.p99_ms)),
+  );
+}
+
+export async function mountService(root, ctx) {
+  const name = ctx.segments[1] || '';
+  const workload = ctx.params.get('workload') || '';
+  const range = parseRange(ctx.params);
+  const keep = { workload };
+  ctx.setTitle(`RED of ${workload || name}`);
+  const links = h(
+    'div',
+    { class: 'link-row' },
+    h('a', { class: 'button small', href: buildHash('/traces', { service: name }), text: `Traces of ${name}` }),
+    h('a', { class: 'button small', href: buildHash('/traces', { service: name, order: 'longest' }), text: 'Slowest traces' }),
+    h('a', { class: 'button small', href: buildHash('/split', { service: name, window: range.windowSecs }), text: 'Canary split' }),
+    h('a', { class: 'button small', href: buildHash('/graph', { focus: name, window: range.windowSecs }), text: 'Focus in graph' }),
+  );
+  root.append(
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('a', { class: 'back-link', href: '#/graph', text: '← Graph' }),
+      h('h1', { class: 'view-title', text: workload ? `Workload ${workload}` : `Service ${name}` }),
+      h('div', { class: 'toolbar-spacer' }),
+      rangeControls(range, hashWith(`/service/${encodeURIComponent(name)}`, keep)),
+    ),
+    links,
+  );
+  const body = h('section', { class: 'card red-card' }, h('p', { class: 'muted loading-line', text: 'Loading…' }));
+  root.appendChild(body);
+  const params = { ...rangeParams(range), ...(workload ? { workload } : { service: name }) };
+  const data = await getJson('/api/weft/red', params, ctx.signal);
+  const summary = data.summary || {};
+  if (!(num(summary.requests) > 0)) {
+    body.replaceChildren(message('empty', 'No requests in this window', `Nothing reached ${workload || name} in the chosen window. Try a longer one.`));
+    ctx.setState('empty');
+    return;
+  }
+  body.replaceChildren(
+    h('p', { class: 'muted small', text: 'Inbound requests as reported by the destination sidecars (istio_requests_total and istio_request_duration_milliseconds); quantiles are interpolated from the histogram buckets like histogram_quantile.' }),
+    redSummary(summary),
+    redCharts(data),
+  );
+  ctx.setState('ready');
+}
