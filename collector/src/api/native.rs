@@ -140,6 +140,10 @@ struct TraceList {
     traces: Vec<TraceSummary>,
     /// How many traces match in total, not only this page.
     total: u64,
+    /// The page and order the search used (after defaults).
+    offset: usize,
+    limit: usize,
+    order: &'static str,
 }
 
 /// One row of the trace list (from the store's per-trace summary).
@@ -289,9 +293,16 @@ async fn traces(
 ) -> Result<Json<TraceList>, ApiError> {
     let query = search(&Params::new(params))?;
     let found = store.find_traces(&query).await?;
+    let order = ORDERS
+        .iter()
+        .find(|(_, order)| *order == query.order)
+        .map_or("newest", |(name, _)| *name);
     Ok(Json(TraceList {
         traces: found.summaries.into_iter().map(Into::into).collect(),
         total: found.total,
+        offset: query.offset,
+        limit: query.limit,
+        order,
     }))
 }
 
