@@ -384,12 +384,18 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     );
     // Every in-mesh edge is mutual TLS (the demo runs STRICT); traffic from
     // outside the mesh is not.
-    let mtls = browser.attribute_values("g.edge", "data-mtls").await;
-    assert_eq!(
-        mtls.iter().filter(|m| *m == "true").count(),
-        mtls.len() - 1,
-        "{mtls:?}"
-    );
+    // (An edge counts as mTLS once its destination sidecar has reported it;
+    // right after start only the source may have: wait for live refreshes.)
+    eventually("mTLS on every in-mesh edge", || async {
+        let mtls = browser.attribute_values("g.edge", "data-mtls").await;
+        let secure = mtls.iter().filter(|m| *m == "true").count();
+        if mtls.len() >= 5 && secure == mtls.len() - 1 {
+            Ok(())
+        } else {
+            Err(format!("{mtls:?}"))
+        }
+    })
+    .await;
     assert!(browser.count("g.mtls-badge").await >= 4);
     // The layout stays put across a live refresh.
     let positions = "return [...document.querySelectorAll('g.node')].map(g => \
