@@ -540,7 +540,10 @@ async fn trace_summaries_and_order(store: &dyn Store) {
         T0 + 20 * SECOND,
         5_000_000,
     );
-    store.write_spans(std::slice::from_ref(&child)).await.unwrap();
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
     let only_child = store
         .find_traces(&TraceQuery {
             service: Some("stock-api".to_owned()),
