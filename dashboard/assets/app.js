@@ -20,7 +20,7 @@ const VIEWS = {
   trace: { tab: 'traces', mount: mountTrace },
   compare: { tab: 'traces', mount: mountCompare },
   split: { tab: 'split', mount: mountSplit },
-  service: { tab: 'graph', mount: mountService },
+  service: { tab: 'service', mount: mountService },
 };
 
 let current = null;

@@ -58,19 +58,22 @@ export function lineChart({ title, series, format, min }) {
       d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)},${y(v).toFixed(1)} `;
       pen = true;
     }
-    if (d) svg.appendChild(s('path', { class: `chart-line series-${index % 6}`, d, 'data-series': one.name }));
+    const colour = one.colour === undefined ? index : one.colour;
+    if (d) svg.appendChild(s('path', { class: `chart-line series-${colour % 6}${one.dashed ? ' dashed' : ''}`, d, 'data-series': one.name }));
     // Isolated points (no value on either side: a line needs two) still show.
     const has = (k) => k >= 0 && k < one.points.length && one.points[k][1] !== null && Number.isFinite(one.points[k][1]);
     one.points.forEach(([t, v], k) => {
       if (has(k) && !has(k - 1) && !has(k + 1)) {
-        svg.appendChild(s('circle', { class: `chart-dot series-${index % 6}`, cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 3 }));
+        svg.appendChild(s('circle', { class: `chart-dot series-${colour % 6}`, cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 3 }));
       }
     });
   });
   const legend = h(
     'div',
     { class: 'chart-legend' },
-    series.map((one, index) => h('span', { class: 'chart-key' }, h('span', { class: `key-swatch series-${index % 6}` }), one.name)),
+    series.map((one, index) =>
+      h('span', { class: 'chart-key' }, h('span', { class: `key-swatch series-${(one.colour === undefined ? index : one.colour) % 6}${one.dashed ? ' dashed' : ''}` }), one.name),
+    ),
   );
   return h('figure', { class: 'chart-box' }, h('figcaption', { text: title }), svg, legend);
 }

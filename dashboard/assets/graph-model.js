@@ -7,7 +7,8 @@
 // every app box or lone node is a unit, units get a layer by longest path from
 // the sources (cycles broken by a DFS in id order), and units within a layer
 // are ordered by id. The result depends only on the set of nodes and edges,
-// so the picture does not jump when the graph refreshes.
+// and with the view's `memory` a unit already drawn keeps its column and
+// place when others appear, so the picture does not jump on refresh.
 
 /** Node id the collector uses for traffic from outside the mesh. */
 export const UNKNOWN = 'unknown';
@@ -223,7 +224,7 @@ const NODE_TOP = 30; // from the top of a row to the node centre
  * Positions units, nodes and edges. Returns
  * { width, height, nodes: Map<id,{x,y}>, groups: [{key,x,y,w,h}], edges: [{edge, d, labelX, labelY}] }.
  */
-export function layout(model) {
+export function layout(model, memory) {
   const { nodes, edges, groups } = model;
   const unitOf = (id) => {
     const node = nodes.get(id);
@@ -284,11 +285,29 @@ export function layout(model) {
     }
   }
 
-  // Columns, ordered by id, centred vertically.
+  // Stability across refreshes (`memory`, kept by the view): a unit seen
+  // before keeps its column and its place in it; new units go below the
+  // known ones. Without memory: columns ordered by id.
+  if (memory) {
+    for (const u of unitIds) {
+      const known = memory.units.get(u);
+      if (known) layer.set(u, known.layer);
+    }
+  }
   const columns = [];
   for (const u of unitIds) {
     const l = layer.get(u);
     (columns[l] ||= []).push(u);
+  }
+  if (memory) {
+    const rank = (u) => (memory.units.has(u) ? memory.units.get(u).rank : Infinity);
+    for (const col of columns) if (col) col.sort((a, b) => rank(a) - rank(b) || cmp(a, b));
+    columns.forEach((col, l) => {
+      if (!col) return;
+      for (const u of col) {
+        if (!memory.units.has(u)) memory.units.set(u, { layer: l, rank: memory.next++ });
+      }
+    });
   }
   const unitHeight = (u) => {
     if (!u.startsWith('app:')) return ROW_H;
@@ -299,10 +318,18 @@ export function layout(model) {
 
   const positions = new Map();
   const boxes = [];
+  let bottom = MARGIN + tallest;
   columns.forEach((col, l) => {
     if (!col) return;
     const x = MARGIN + l * (UNIT_W + COL_GAP);
+    // Columns are centred the first time; after that a column keeps its
+    // top (memory), so growth elsewhere moves nothing already drawn.
     let y = MARGIN + (tallest - columnHeight(col)) / 2;
+    if (memory) {
+      memory.tops ||= new Map();
+      if (memory.tops.has(l)) y = memory.tops.get(l);
+      else memory.tops.set(l, y);
+    }
     for (const u of col) {
       const h = unitHeight(u);
       if (u.startsWith('app:')) {
@@ -316,6 +343,7 @@ export function layout(model) {
       }
       y += h + UNIT_GAP;
     }
+    bottom = Math.max(bottom, y - UNIT_GAP);
   });
 
   const paths = edges.map((edge) => ({ edge, ...edgePath(positions.get(edge.source), positions.get(edge.target)) }));
@@ -325,7 +353,7 @@ export function layout(model) {
   for (const p of paths) minY = Math.min(minY, p.top - 12);
   const shiftY = MARGIN - minY;
   const width = MARGIN * 2 + Math.max(1, columns.length) * UNIT_W + Math.max(0, columns.length - 1) * COL_GAP;
-  const height = tallest + MARGIN * 2 + shiftY;
+  const height = bottom + MARGIN + shiftY;
   return { width, height, shiftY, nodes: positions, groups: boxes, edges: paths };
 }
 

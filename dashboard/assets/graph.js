@@ -129,6 +129,8 @@ export async function mountGraph(root, ctx) {
 
   const cache = new Map();
   const loader = { signal: ctx.signal, range, cache };
+  // Where each app box or node was placed, kept across refreshes.
+  const memory = { units: new Map(), next: 0, tallest: 0 };
   const refresh = async () => {
     if (document.hidden && loadedOnce) {
       timer = setTimeout(refresh, REFRESH_MS);
@@ -158,7 +160,7 @@ export async function mountGraph(root, ctx) {
         );
         selection = null;
       } else {
-        const svg = renderSvg(model, labelMode, filters.find);
+        const svg = renderSvg(model, labelMode, filters.find, memory);
         clear(canvas).appendChild(svg);
         fitToWidth(svg, canvas);
       }
@@ -227,8 +229,8 @@ function lockBadge(x, y) {
   );
 }
 
-function renderSvg(model, labelMode, find) {
-  const geo = layout(model);
+function renderSvg(model, labelMode, find, memory) {
+  const geo = layout(model, memory);
   const svg = s('svg', {
     class: 'graph',
     width: Math.ceil(geo.width),

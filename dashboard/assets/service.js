@@ -57,8 +57,52 @@ export function redSummary(summary) {
   );
 }
 
+/** #/service without a name: every app seen in the last hour, linked. */
+async function mountServiceList(root, ctx) {
+  ctx.setTitle('Services');
+  root.appendChild(h('div', { class: 'toolbar' }, h('h1', { class: 'view-title', text: 'Services' }), h('span', { class: 'toolbar-hint', text: 'Apps that received requests in the last hour' })));
+  const data = await getJson('/api/weft/services', null, ctx.signal);
+  const apps = list(data.apps);
+  if (apps.length === 0) {
+    root.appendChild(h('section', { class: 'card red-card' }, message('empty', 'No services yet', 'Apps appear here once their sidecars report requests.')));
+    ctx.setState('empty');
+    return;
+  }
+  const body = h(
+    'tbody',
+    null,
+    apps.map((a) =>
+      h(
+        'tr',
+        { class: 'service-row', 'data-app': String(a.app) },
+        h('td', null, h('a', { href: buildHash(`/service/${encodeURIComponent(a.app)}`, {}), text: String(a.app) })),
+        h('td', { text: String(a.namespace || '') }),
+        h('td', { text: list(a.versions).join(', ') }),
+        h('td', { text: list(a.workloads).join(', ') }),
+        h(
+          'td',
+          null,
+          h('a', { href: buildHash('/traces', { service: a.app }), text: 'traces' }),
+          list(a.versions).length > 1 ? [' · ', h('a', { href: buildHash('/split', { service: a.app }), text: 'split' })] : null,
+          ' · ',
+          h('a', { href: buildHash('/graph', { focus: a.app }), text: 'graph' }),
+        ),
+      ),
+    ),
+  );
+  root.appendChild(
+    h(
+      'section',
+      { class: 'card red-card' },
+      h('table', { class: 'table' }, h('thead', null, h('tr', null, ['App', 'Namespace', 'Versions', 'Workloads', 'Links'].map((t) => h('th', { text: t })))), body),
+    ),
+  );
+  ctx.setState('ready');
+}
+
 export async function mountService(root, ctx) {
   const name = ctx.segments[1] || '';
+  if (!name) return mountServiceList(root, ctx);
   const workload = ctx.params.get('workload') || '';
   const range = parseRange(ctx.params);
   const keep = { workload };

@@ -128,10 +128,22 @@ export async function mountSplit(root, ctx) {
   const names = versions.map((v) => str(v.version));
   const shareChart = lineChart({
     title: 'Observed share per version (%)',
-    series: names.map((name) => ({
-      name,
-      points: timeline.map((p) => [num(p.t_ms), p.shares && p.shares[name] !== undefined ? Number(p.shares[name]) : num(p.requests) > 0 ? 0 : null]),
-    })),
+    series: [
+      ...names.map((name, index) => ({
+        name: `${name} observed`,
+        colour: index,
+        points: timeline.map((p) => [num(p.t_ms), p.shares && p.shares[name] !== undefined ? Number(p.shares[name]) : num(p.requests) > 0 ? 0 : null]),
+      })),
+      ...versions
+        .map((v, index) => ({ v, index }))
+        .filter(({ v }) => v.configured_percent !== null && v.configured_percent !== undefined)
+        .map(({ v, index }) => ({
+          name: `${str(v.version)} configured`,
+          colour: index,
+          dashed: true,
+          points: timeline.map((p) => [num(p.t_ms), Number(v.configured_percent)]),
+        })),
+    ],
     format: (v) => `${v.toFixed(0)}%`,
   });
 

@@ -529,6 +529,13 @@ function showDetail(panel, sp, traceStart, onClose) {
       h('button', { class: 'close', type: 'button', 'aria-label': 'Close', text: '×', onclick: onClose }),
     ),
     h('h2', { class: 'side-title' }, h('span', { class: `svc-dot ${colourClass(sp.service)}` }), sp.service),
+    h(
+      'p',
+      { class: 'small span-links' },
+      h('a', { href: buildHash(`/service/${encodeURIComponent(sp.service)}`, {}), text: `RED of ${sp.service}` }),
+      ' · ',
+      h('a', { href: buildHash('/traces', { service: sp.service, operation: sp.operation }), text: 'traces of this operation' }),
+    ),
     h('p', { class: 'detail-op', text: sp.operation || '(no operation)' }),
     h(
       'dl',

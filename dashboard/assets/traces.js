@@ -472,6 +472,7 @@ function traceRow(t, maxDuration, now) {
   const errors = num(t.error_count);
   const rootService = str(t.root_service);
   const services = list(t.services).map(str).filter(Boolean);
+  const spanCounts = list(t.service_span_counts);
   const durationPct = Math.max(0.5, (duration / maxDuration) * 100);
   return h(
     'tr',
@@ -507,7 +508,14 @@ function traceRow(t, maxDuration, now) {
     h(
       'td',
       { class: 'col-services' },
-      services.map((name) => h('a', { class: `svc-chip ${colourClass(name)}`, href: buildHash(`/service/${encodeURIComponent(name)}`, {}), text: name })),
+      services.map((name, k) =>
+        h('a', {
+          class: `svc-chip ${colourClass(name)}`,
+          href: buildHash(`/service/${encodeURIComponent(name)}`, {}),
+          title: spanCounts[k] !== undefined ? `${fmtInt(num(spanCounts[k]))} spans of ${name} · RED charts` : `RED charts of ${name}`,
+          text: name,
+        }),
+      ),
     ),
   );
 }

@@ -243,6 +243,29 @@ mod tests {
         assert_security_headers(&second);
     }
 
+    /// Tidy check: data reaches the DOM only as text (`dom.js`), so no
+    /// script may parse markup or code from strings.
+    #[test]
+    fn scripts_never_parse_markup_or_code_from_strings() {
+        const FORBIDDEN: [&str; 6] = [
+            ".innerHTML",
+            ".outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ];
+        for path in Assets::iter().filter(|path| path.ends_with(".js")) {
+            let file = Assets::get(&path).expect("embedded");
+            let text = String::from_utf8_lossy(&file.data);
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for pattern in FORBIDDEN {
+                    assert!(!line.contains(pattern), "{path}: {pattern} in {line:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_embedded_file_has_a_known_type() {
         for path in Assets::iter() {

@@ -131,7 +131,7 @@ impl Browser {
     pub async fn wait_view(&self, view: &str) -> String {
         let script = format!(
             "const v = document.getElementById('view'); \
-             return v && v.dataset.view === '{view}' ? (v.dataset.state || '') : '';"
+             return v && v.dataset.view === '{view}' && !v.dataset.stale ? (v.dataset.state || '') : '';"
         );
         eventually(&format!("view {view} to render"), || async {
             let state = self
@@ -192,6 +192,7 @@ impl Browser {
     /// the browser took from the navigation to painting the view, in ms
     /// (measured in the page with `performance.now()`).
     pub async fn timed_navigation(&self, view: &str, hash: &str) -> f64 {
+        self.mark_stale().await;
         self.client
             .execute(
                 "window.__navStart = performance.now(); window.location.hash = arguments[0];",
@@ -216,8 +217,22 @@ impl Browser {
         .await
     }
 
+    /// Navigates; the view on screen is marked stale first so that
+    /// [`Browser::wait_view`] waits for the new one even when the view
+    /// name does not change (a hash navigation re-mounts asynchronously).
     pub async fn goto(&self, url: &str) {
+        self.mark_stale().await;
         self.client.goto(url).await.expect("navigate");
+    }
+
+    pub async fn mark_stale(&self) {
+        let _ = self
+            .client
+            .execute(
+                "const v = document.getElementById('view'); if (v) v.dataset.stale = '1';",
+                vec![],
+            )
+            .await;
     }
 
     pub async fn text(&self, selector: &str) -> String {
@@ -489,7 +504,14 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     browser.screenshot("split").await;
     browser.assert_no_page_errors("split").await;
 
-    // --- RED of one service ---
+    // --- Services, then the RED of one ---
+    browser.goto(&format!("{base}#/service")).await;
+    assert_eq!(browser.wait_view("service").await, "ready");
+    let listed = browser.attribute_values("tr.service-row", "data-app").await;
+    for app in ["web", "stock-api", "products"] {
+        assert!(listed.iter().any(|a| a == app), "{listed:?}");
+    }
+    browser.assert_no_page_errors("services").await;
     browser
         .goto(&format!("{base}#/service/stock-api?window=300"))
         .await;
@@ -560,6 +582,58 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         .await;
     assert_eq!(found, vec![hostile_id.to_string()]);
 
+    // Pages: the same total, no trace twice.
+    let page_url =
+        |offset: usize| format!("{base}#/traces?service=web&limit=5&offset={offset}&lookback=3600");
+    browser.goto(&page_url(0)).await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let first_page = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    let first_total = browser
+        .attribute_values(".results-count", "data-total")
+        .await;
+    assert!(browser.count("#page-next").await == 1, "a next page link");
+    browser.goto(&page_url(5)).await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let second_page = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    let second_total = browser
+        .attribute_values(".results-count", "data-total")
+        .await;
+    assert_eq!(first_page.len(), 5);
+    assert!(!second_page.is_empty());
+    assert!(
+        second_page.iter().all(|id| !first_page.contains(id)),
+        "{first_page:?} {second_page:?}"
+    );
+    // New traces keep arriving: the total only grows.
+    let total_of = |t: &[String]| t.first().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    assert!(total_of(&second_total) >= total_of(&first_total));
+
+    // Whole-trace duration and the store's order: only the 10,000-span trace
+    // (2 s) lasts over a second; ordered longest first it leads.
+    browser
+        .goto(&format!("{base}#/traces?min_duration=1s"))
+        .await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    assert_eq!(
+        browser
+            .attribute_values("tr.trace-row", "data-trace-id")
+            .await,
+        vec![big_id.to_string()]
+    );
+    browser
+        .goto(&format!("{base}#/traces?order=longest&limit=10"))
+        .await;
+    assert_eq!(browser.wait_view("traces").await, "ready");
+    let longest = browser
+        .attribute_values("tr.trace-row", "data-trace-id")
+        .await;
+    assert_eq!(longest.first().map(String::as_str), Some(big_id));
+    browser.assert_no_page_errors("trace search").await;
+
     // --- One mesh trace: waterfall, details, critical path, summary ---
     let first = trace_ids[0].clone();
     browser.goto(&format!("{base}#/trace/{first}")).await;
@@ -600,17 +674,30 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     browser.screenshot("trace").await;
     browser.assert_no_page_errors("trace").await;
 
-    // --- Compare two traces ---
+    // --- Compare two traces: tick two results, follow the link ---
     if trace_ids.len() >= 2 {
         browser
             .goto(&format!(
-                "{base}#/compare?a={}&b={}",
-                trace_ids[0], trace_ids[1]
+                "{base}#/traces?service=web&tag={}&limit=20",
+                tag.replace('=', "%3D")
             ))
             .await;
+        assert_eq!(browser.wait_view("traces").await, "ready");
+        let on_page = browser
+            .attribute_values("tr.trace-row", "data-trace-id")
+            .await;
+        assert!(on_page.len() >= 2, "{on_page:?}");
+        for id in &on_page[..2] {
+            browser.click(&format!("input.pick[value='{id}']")).await;
+        }
+        let href = browser.attribute_values("#compare-link", "href").await;
+        assert_eq!(href.len(), 1, "the compare link is enabled");
+        browser.mark_stale().await;
+        browser.click("#compare-link").await;
         assert_eq!(browser.wait_view("compare").await, "ready");
         assert!(browser.count("tr.diff-row").await >= 3);
         browser.screenshot("compare").await;
+        browser.assert_no_page_errors("compare").await;
     }
 
     // --- Markup in attributes is text ---
@@ -637,12 +724,26 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         "markup from a span became elements"
     );
     browser.screenshot("trace-hostile").await;
+    browser.assert_no_page_errors("hostile trace").await;
 
     // --- 10,000 spans: navigation to painted view in under 2 s ---
     let elapsed = browser
         .timed_navigation("trace", &format!("#/trace/{big_id}"))
         .await;
-    println!("10,000-span trace: fetched, laid out and painted in {elapsed:.0} ms");
+    let fetch_ms = browser
+        .client
+        .execute(
+            "const e = performance.getEntriesByType('resource') \
+               .filter(r => r.name.includes('/api/weft/traces/' + arguments[0])).pop(); \
+             return e ? e.responseEnd - e.startTime : null;",
+            vec![json!(big_id)],
+        )
+        .await
+        .expect("resource timing");
+    println!(
+        "10,000-span trace: fetched, laid out and painted in {elapsed:.0} ms \
+         (of which the API call {fetch_ms} ms)"
+    );
     let count = browser.attribute_values("#view", "data-span-count").await;
     assert_eq!(count, vec!["10000".to_string()]);
     assert!(elapsed < 2000.0, "10,000-span trace took {elapsed:.0} ms");
@@ -669,7 +770,9 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         .await
         .expect("scroll");
     // Collapsing the root hides its 9,999 descendants; expanding shows them.
-    browser.dispatch_click("div.span-row .toggle").await;
+    let root_toggle = "div.span-row[data-span-id='0000000000000001'] .toggle";
+    browser.wait_count(root_toggle, 1).await;
+    browser.dispatch_click(root_toggle).await;
     eventually("the collapsed trace", || async {
         let rows = browser.count("div.span-row").await;
         if rows == 1 {
@@ -679,7 +782,7 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
         }
     })
     .await;
-    browser.dispatch_click("div.span-row .toggle").await;
+    browser.dispatch_click(root_toggle).await;
     browser.wait_count("div.span-row", 40).await;
     browser.screenshot("trace-10000-spans").await;
     browser.assert_no_page_errors("big trace").await;
@@ -730,8 +833,11 @@ async fn graph_of_200_services_is_interactive_within_a_second() {
         "{probe:?}"
     );
     let mut timings = Vec::new();
-    for _ in 0..3 {
-        browser.goto(&format!("{base}#/traces")).await;
+    for round in 0..3 {
+        // A different hash each round, so that the traces view re-mounts.
+        browser
+            .goto(&format!("{base}#/traces?limit={}", 10 + round))
+            .await;
         browser.wait_view("traces").await;
         let elapsed = browser
             .timed_navigation("graph", "#/graph?window=300")
@@ -858,4 +964,72 @@ async fn auth_guards_the_ui_and_apis() {
     browser.assert_no_page_errors("auth").await;
     browser.close().await;
     collector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_collector_auth_flag_reads_a_bearer_token_file() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let token_file = data.path().join("token");
+    std::fs::write(&token_file, "t0ken-from-file\n").expect("token file");
+    let mut collector = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "collector",
+            "--http",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--no-zipkin",
+            "--db",
+        ])
+        .arg(format!(
+            "sqlite://{}",
+            data.path().join("weft.db").display()
+        ))
+        .arg("--auth")
+        .arg(format!("bearer-file:{}", token_file.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weft collector");
+    let stdout = collector.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(patience(), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("dashboard: ") {
+                return Some(url.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("a `dashboard: URL` line");
+    let without = client().get(&url).send().await.expect("get");
+    assert_eq!(without.status(), 401);
+    assert_eq!(
+        without
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"weft\"")
+    );
+    let with = client()
+        .get(format!("{url}api/weft/services"))
+        .bearer_auth("t0ken-from-file")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(with.status(), 200);
+    let health = client()
+        .get(format!("{url}ready"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(health.status(), 200);
+    let _ = collector.kill().await;
 }

@@ -20,7 +20,7 @@ use super::{ApiError, Params, now_unix_nano, scale};
 use crate::graph::latency::DURATION_METRIC;
 use crate::graph::red::{self, Red, Route, Steps, Traffic, Verdict};
 use crate::graph::{self, Graph};
-use crate::store::{Span, StatusCode, Store, TimeRange, TraceId, TraceQuery};
+use crate::store::{Span, Store, TimeRange, TraceId, TraceOrder, TraceQuery};
 
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 1000;
@@ -140,41 +140,71 @@ struct TraceList {
     traces: Vec<TraceSummary>,
     /// How many traces match in total, not only this page.
     total: u64,
-    offset: usize,
-    limit: usize,
-    order: &'static str,
 }
 
-/// One row of the trace list.
+/// One row of the trace list (from the store's per-trace summary).
 #[derive(Debug, PartialEq, Serialize)]
 pub struct TraceSummary {
     pub trace_id: String,
+    /// Service and name of the span without parent (empty when it is not
+    /// stored).
     pub root_service: String,
     pub root_operation: String,
+    /// Earliest span start.
     pub start_us: i64,
+    /// Latest span end − earliest span start.
     pub duration_us: i64,
-    pub span_count: usize,
-    pub error_count: usize,
-    /// Services in the order they first appear (by span start).
+    pub span_count: u32,
+    pub error_count: u32,
+    /// The services of the trace: the root's first, then the others by
+    /// name.
     pub services: Vec<String>,
+    /// Spans per service, in the order of `services`.
+    pub service_span_counts: Vec<u32>,
 }
 
-/// The orders a trace search can ask for (`?order=`).
-const ORDERS: [&str; 5] = ["newest", "oldest", "longest", "shortest", "most_spans"];
+impl From<crate::store::TraceSummary> for TraceSummary {
+    fn from(summary: crate::store::TraceSummary) -> Self {
+        let mut services = summary.services;
+        if let Some(root) = &summary.root_service
+            && let Some(index) = services.iter().position(|(name, _)| name == root)
+        {
+            let first = services.remove(index);
+            services.insert(0, first);
+        }
+        let (services, service_span_counts) = services.into_iter().unzip();
+        Self {
+            trace_id: summary.trace_id.to_hex(),
+            root_service: summary.root_service.unwrap_or_default(),
+            root_operation: summary.root_operation.unwrap_or_default(),
+            start_us: summary.start_unix_nano / 1000,
+            duration_us: summary.duration_nano / 1000,
+            span_count: summary.span_count,
+            error_count: summary.error_count,
+            services,
+            service_span_counts,
+        }
+    }
+}
+
+/// The orders a trace search can ask for (`?order=`), as the store sorts.
+const ORDERS: [(&str, TraceOrder); 5] = [
+    ("newest", TraceOrder::Newest),
+    ("oldest", TraceOrder::Oldest),
+    ("longest", TraceOrder::Longest),
+    ("shortest", TraceOrder::Shortest),
+    ("most_spans", TraceOrder::MostSpans),
+];
 
 /// The search a `GET /api/weft/traces` asks for.
 ///
 /// `?service=&operation=&tag=KEY=VALUE (repeatable)&min_duration_us=&max_duration_us=
 /// &limit=20&offset=0&order=newest|oldest|longest|shortest|most_spans`
 /// and the time range `&start_us=&end_us=` or `&lookback=SECONDS` (default:
-/// the last hour). Durations bound the whole trace (root start to last
-/// span end).
-struct Search {
-    query: TraceQuery,
-    order: &'static str,
-}
-
-fn search(params: &Params) -> Result<Search, ApiError> {
+/// the last hour). Durations bound the whole trace (earliest span start to
+/// latest span end), not a span as in Jaeger; the window bounds the trace
+/// start. The store sorts (before paging) and counts the true total.
+fn search(params: &Params) -> Result<TraceQuery, ApiError> {
     let limit = params.int("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -223,14 +253,15 @@ fn search(params: &Params) -> Result<Search, ApiError> {
             "min_duration_us is above max_duration_us".to_owned(),
         ));
     }
-    let order = match params.get("order") {
+    let (_, order) = match params.get("order") {
         None => ORDERS[0],
         Some(order) => ORDERS
             .iter()
             .copied()
-            .find(|o| *o == order)
+            .find(|(name, _)| *name == order)
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("order must be one of {}", ORDERS.join(", ")))
+                let names: Vec<&str> = ORDERS.iter().map(|(name, _)| *name).collect();
+                ApiError::BadRequest(format!("order must be one of {}", names.join(", ")))
             })?,
     };
     let query = TraceQuery {
@@ -239,52 +270,29 @@ fn search(params: &Params) -> Result<Search, ApiError> {
         tags,
         start_unix_nano,
         end_unix_nano,
-        min_duration_nano: min_trace_duration_nano,
-        max_duration_nano: max_trace_duration_nano,
+        min_duration_nano: None,
+        max_duration_nano: None,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         offset: usize::try_from(params.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
-        min_trace_duration_nano: None,
-        max_trace_duration_nano: None,
-        order: crate::store::TraceOrder::Newest,
+        min_trace_duration_nano,
+        max_trace_duration_nano,
+        order,
     };
-    Ok(Search { query, order })
+    Ok(query)
 }
 
-/// `GET /api/weft/traces` (see [`Search`]): one page of summaries in the
+/// `GET /api/weft/traces` (see [`search`]): one page of summaries in the
 /// asked order and the true total of matching traces.
 async fn traces(
     State(store): State<Arc<dyn Store>>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<TraceList>, ApiError> {
-    let Search { query, order } = search(&Params::new(params))?;
+    let query = search(&Params::new(params))?;
     let found = store.find_traces(&query).await?;
-    let spans = store.get_traces(&found.trace_ids).await?;
-    let mut traces: Vec<TraceSummary> = group_by_trace(&spans)
-        .into_iter()
-        .map(|(trace_id, spans)| summarize(trace_id, &spans))
-        .collect();
-    sort_summaries(&mut traces, order);
     Ok(Json(TraceList {
-        traces,
+        traces: found.summaries.into_iter().map(Into::into).collect(),
         total: found.total,
-        offset: query.offset,
-        limit: query.limit,
-        order,
     }))
-}
-
-/// Sorts one page of summaries; ties go to the trace id.
-fn sort_summaries(traces: &mut [TraceSummary], order: &str) {
-    traces.sort_by(|a, b| {
-        let primary = match order {
-            "oldest" => a.start_us.cmp(&b.start_us),
-            "longest" => b.duration_us.cmp(&a.duration_us),
-            "shortest" => a.duration_us.cmp(&b.duration_us),
-            "most_spans" => b.span_count.cmp(&a.span_count),
-            _ => b.start_us.cmp(&a.start_us),
-        };
-        primary.then(a.trace_id.cmp(&b.trace_id))
-    });
 }
 
 /// Spans grouped by trace, keeping the order of `spans`.
@@ -297,43 +305,6 @@ pub fn group_by_trace(spans: &[Span]) -> Vec<(TraceId, Vec<&Span>)> {
         }
     }
     groups
-}
-
-/// The summary of one trace (its spans in any order, at least one).
-pub fn summarize(trace_id: TraceId, spans: &[&Span]) -> TraceSummary {
-    let mut by_start: Vec<&Span> = spans.to_vec();
-    by_start.sort_by_key(|span| (span.start_unix_nano, span.span_id));
-    let root = by_start
-        .iter()
-        .find(|span| span.parent_span_id.is_none())
-        .or_else(|| by_start.first());
-    let start = by_start.first().map_or(0, |span| span.start_unix_nano);
-    let end = spans
-        .iter()
-        .map(|span| span.start_unix_nano.saturating_add(span.duration_nano))
-        .max()
-        .unwrap_or(start);
-    let mut services: Vec<String> = Vec::new();
-    for span in &by_start {
-        if !services.contains(&span.service_name) {
-            services.push(span.service_name.clone());
-        }
-    }
-    TraceSummary {
-        trace_id: trace_id.to_hex(),
-        root_service: root
-            .map(|span| span.service_name.clone())
-            .unwrap_or_default(),
-        root_operation: root.map(|span| span.operation.clone()).unwrap_or_default(),
-        start_us: start / 1000,
-        duration_us: (end - start) / 1000,
-        span_count: spans.len(),
-        error_count: spans
-            .iter()
-            .filter(|span| span.status_code == StatusCode::Error)
-            .count(),
-        services,
-    }
 }
 
 #[derive(Serialize)]
@@ -731,4 +702,74 @@ async fn split(
         timeline,
         verdict: red::verdict(&traffic),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn search_reads_tags_durations_order_and_page() {
+        let found = search(&params(&[
+            ("service", "web"),
+            ("tag", "http.response.status_code=503"),
+            ("tag", " weft.subset = v2 "),
+            ("tag", "note=a=b"),
+            ("min_duration_us", "1500"),
+            ("max_duration_us", "20000"),
+            ("order", "longest"),
+            ("limit", "50"),
+            ("offset", "100"),
+            ("start_us", "1000"),
+            ("end_us", "2000"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let query = found;
+        assert_eq!(query.service.as_deref(), Some("web"));
+        assert_eq!(
+            query.tags,
+            [
+                ("http.response.status_code".to_owned(), "503".to_owned()),
+                ("weft.subset".to_owned(), "v2".to_owned()),
+                ("note".to_owned(), "a=b".to_owned()),
+            ]
+        );
+        assert_eq!((query.limit, query.offset), (50, 100));
+        assert_eq!(
+            (query.start_unix_nano, query.end_unix_nano),
+            (1_000_000, 2_000_000)
+        );
+        assert_eq!(query.min_trace_duration_nano, Some(1_500_000));
+        assert_eq!(query.max_trace_duration_nano, Some(20_000_000));
+        assert_eq!(query.min_duration_nano, None);
+        assert_eq!(query.order, TraceOrder::Longest);
+    }
+
+    #[test]
+    fn search_rejects_bad_input() {
+        for bad in [
+            vec![("tag", "novalue")],
+            vec![("tag", "=v")],
+            vec![("order", "random")],
+            vec![("limit", "0")],
+            vec![("limit", "1001")],
+            vec![("min_duration_us", "10"), ("max_duration_us", "5")],
+            vec![("start_us", "3000"), ("end_us", "2000")],
+            vec![("min_duration_us", "ten")],
+        ] {
+            assert!(
+                matches!(search(&params(&bad)), Err(ApiError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }
