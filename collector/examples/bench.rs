@@ -4,11 +4,15 @@
 //! ```text
 //! cargo run --release -p weft-collector --example bench -- \
 //!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
+//!     [--lazy true]
 //! ```
 //!
 //! 1. Ingest: `--clients` OTLP/gRPC clients send `--spans` spans in
 //!    exports of `--batch` spans (traces of 8 spans over 4 services, realistic
-//!    HTTP attributes), pre-built before the clock starts; reports spans/s.
+//!    HTTP attributes), pre-built before the clock starts (`--lazy true`:
+//!    built while sending, for runs too large to hold in memory); reports
+//!    spans/s and the CPU time the process (and the SQLite writer thread)
+//!    used, since the machine may be shared.
 //! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
 //!    the 4-service graph, pushed every 5 s of simulated time.
 //! 3. Queries over HTTP with the store full: trace by id, searches (service;
@@ -45,6 +49,9 @@ struct Args {
     batch: usize,
     clients: usize,
     queries: usize,
+    /// Build each export just before sending it (for 10 M spans, which do
+    /// not fit in memory pre-built); the build time then counts.
+    lazy: bool,
 }
 
 fn args() -> Args {
@@ -54,6 +61,7 @@ fn args() -> Args {
         batch: 512,
         clients: 4,
         queries: 200,
+        lazy: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -64,6 +72,7 @@ fn args() -> Args {
             "--batch" => args.batch = value.parse().unwrap(),
             "--clients" => args.clients = value.parse().unwrap(),
             "--queries" => args.queries = value.parse().unwrap(),
+            "--lazy" => args.lazy = value.parse().unwrap(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -155,14 +164,25 @@ fn trace_spans(n: u64, base: u64) -> Vec<(usize, Span)> {
         .collect()
 }
 
-fn trace_requests(total: usize, batch: usize, base: u64) -> Vec<ExportTraceServiceRequest> {
-    let traces = total.div_ceil(SPANS_PER_TRACE);
-    let mut requests = Vec::new();
+/// Export number `index`: spans `index * batch ..` (at most `batch`, fewer
+/// at the end of `total`), grouped by service into resource spans.
+fn trace_request(index: usize, batch: usize, total: usize, base: u64) -> ExportTraceServiceRequest {
+    let first = index * batch;
+    let last = (first + batch).min(total);
     let mut per_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
-    let mut in_batch = 0;
-    let flush = |per_service: &mut Vec<Vec<Span>>| ExportTraceServiceRequest {
+    let mut trace = None;
+    for at in first..last {
+        let n = (at / SPANS_PER_TRACE) as u64;
+        let spans = match &trace {
+            Some((cached, spans)) if *cached == n => spans,
+            _ => &trace.insert((n, trace_spans(n, base))).1,
+        };
+        let (service, span) = spans[at % SPANS_PER_TRACE].clone();
+        per_service[service].push(span);
+    }
+    ExportTraceServiceRequest {
         resource_spans: per_service
-            .iter_mut()
+            .into_iter()
             .enumerate()
             .filter(|(_, spans)| !spans.is_empty())
             .map(|(index, spans)| ResourceSpans {
@@ -176,27 +196,39 @@ fn trace_requests(total: usize, batch: usize, base: u64) -> Vec<ExportTraceServi
                 }),
                 scope_spans: vec![ScopeSpans {
                     scope: None,
-                    spans: std::mem::take(spans),
+                    spans,
                     schema_url: String::new(),
                 }],
                 schema_url: String::new(),
             })
             .collect(),
-    };
-    for n in 0..traces as u64 {
-        for (service, span) in trace_spans(n, base) {
-            per_service[service].push(span);
-            in_batch += 1;
-            if in_batch == batch {
-                requests.push(flush(&mut per_service));
-                in_batch = 0;
+    }
+}
+
+/// CPU seconds (user + system) used so far by this process, and by its
+/// threads whose name starts with `sqlx-sqlite` (the SQLite writer).
+fn cpu_seconds() -> (f64, f64) {
+    fn ticks(stat: &str) -> Option<f64> {
+        // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+    }
+    let hz = 100.0; // USER_HZ on Linux
+    let process = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| ticks(&stat))
+        .unwrap_or(0.0);
+    let mut writer = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            if stat.contains("(sqlx-sqlite") {
+                writer += ticks(&stat).unwrap_or(0.0);
             }
         }
     }
-    if in_batch > 0 {
-        requests.push(flush(&mut per_service));
-    }
-    requests
+    (process / hz, writer / hz)
 }
 
 /// One hour of cumulative request counters for the graph's edges, a point
@@ -326,22 +358,27 @@ async fn main() {
     let http = format!("http://{}", collector.http_addr());
 
     let base = now_nanos() - 3_600_000_000_000;
-    print!(
-        "building {} spans in exports of {}... ",
-        args.spans, args.batch
-    );
-    let requests = trace_requests(args.spans, args.batch, base);
-    println!("{} exports", requests.len());
+    let exports = args.spans.div_ceil(args.batch);
+    // Client c sends exports c, c + clients, c + 2 × clients, ...
+    let mut chunks: Vec<Vec<ExportTraceServiceRequest>> = vec![Vec::new(); args.clients];
+    if !args.lazy {
+        print!(
+            "building {} spans in exports of {}... ",
+            args.spans, args.batch
+        );
+        for index in 0..exports {
+            chunks[index % args.clients].push(trace_request(index, args.batch, args.spans, base));
+        }
+        println!("{exports} exports");
+    }
 
     // 1. Ingest.
-    let mut chunks: Vec<Vec<ExportTraceServiceRequest>> = vec![Vec::new(); args.clients];
-    for (index, request) in requests.into_iter().enumerate() {
-        chunks[index % args.clients].push(request);
-    }
+    let (cpu_before, writer_before) = cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for chunk in chunks {
+    for (client_index, chunk) in chunks.into_iter().enumerate() {
         let grpc = grpc.clone();
+        let (lazy, clients, batch, total) = (args.lazy, args.clients, args.batch, args.spans);
         tasks.push(tokio::spawn(async move {
             let mut client = TraceServiceClient::connect(grpc)
                 .await
@@ -349,7 +386,16 @@ async fn main() {
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20);
             let mut retried = 0u64;
-            for request in chunk {
+            let requests: Box<dyn Iterator<Item = ExportTraceServiceRequest> + Send> = if lazy {
+                Box::new(
+                    (client_index..exports)
+                        .step_by(clients)
+                        .map(move |index| trace_request(index, batch, total, base)),
+                )
+            } else {
+                Box::new(chunk.into_iter())
+            };
+            for request in requests {
                 loop {
                     match client.export(request.clone()).await {
                         Ok(_) => break,
@@ -369,14 +415,32 @@ async fn main() {
         retried += task.await.unwrap();
     }
     let elapsed = started.elapsed();
+    let (cpu_after, writer_after) = cpu_seconds();
     println!(
-        "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries)",
+        "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries{})",
         args.spans,
         elapsed.as_secs_f64(),
         args.spans as f64 / elapsed.as_secs_f64(),
         args.clients,
-        retried
+        retried,
+        if args.lazy {
+            ", exports built while sending"
+        } else {
+            ""
+        }
     );
+    let cpu = cpu_after - cpu_before;
+    let writer = writer_after - writer_before;
+    println!(
+        "ingest CPU: {cpu:.1} s for the process ({:.1} µs/span, {:.0}% of 2 cores), \
+         {writer:.1} s in the SQLite writer thread ({:.0}% of wall time)",
+        cpu * 1e6 / args.spans as f64,
+        cpu * 100.0 / (2.0 * elapsed.as_secs_f64()),
+        writer * 100.0 / elapsed.as_secs_f64()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average after ingest: {}", load.trim());
+    }
 
     // 2. Metrics for the graph.
     let mut metrics = MetricsServiceClient::connect(grpc.clone()).await.unwrap();

@@ -25,8 +25,8 @@ mod metrics;
 
 const MAX_CONNECTIONS: u32 = 8;
 
-const INSERT_OPERATION: &str = "INSERT INTO operations (service_name, operation, kind) \
-     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const INSERT_OPERATIONS: &str = "INSERT INTO operations (service_name, operation, kind) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[]) ON CONFLICT DO NOTHING";
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, service_version, \
      operation, kind, start_unix_nano, duration_nano, status_code, status_message, trace_state, \
      flags, attributes::text AS attributes, events::text AS events, links::text AS links, \
@@ -55,8 +55,8 @@ const SELECT_BASELINES: &str = "SELECT b.series_id, b.time_unix_nano, b.start_un
      WHERE s.name = $1 AND EXISTS (SELECT 1 FROM metric_points r WHERE r.series_id = s.id \
          AND r.time_unix_nano > $2 AND r.time_unix_nano <= $3)";
 
-const INSERT_REMOTE_SERVICE: &str = "INSERT INTO remote_services (service_name, remote_service) \
-     VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const INSERT_REMOTE_SERVICES: &str = "INSERT INTO remote_services (service_name, remote_service) \
+     SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING";
 const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
      WHERE service_name = $1 AND ($2::integer IS NULL OR kind = $2) ORDER BY operation, kind";
 const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
@@ -298,12 +298,18 @@ fn push_search_filters(
     builder: &mut QueryBuilder<Postgres>,
     query: &TraceQuery,
     plan: &SearchPlan,
+    count: bool,
 ) {
     if plan.by_service {
-        builder.push(
-            " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-             WHERE s.service_name = ",
-        );
+        // Counting needs the summaries only for trace-duration bounds.
+        if count && !plan.trace_durations {
+            builder.push(" FROM trace_services s WHERE s.service_name = ");
+        } else {
+            builder.push(
+                " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                 WHERE s.service_name = ",
+            );
+        }
         builder.push_bind(query.service.clone());
         builder.push(" AND s.trace_start >= ");
         builder.push_bind(query.start_unix_nano);
@@ -401,10 +407,7 @@ impl Store for PostgresStore {
         if spans.is_empty() {
             return Ok(());
         }
-        let rows = spans
-            .iter()
-            .map(SpanRow::from_span)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = SpanRow::from_spans(spans)?;
         let mut index_of = HashMap::with_capacity(spans.len());
         for (index, span) in spans.iter().enumerate() {
             index_of
@@ -461,23 +464,24 @@ impl Store for PostgresStore {
                 remotes.insert((span.service_name.as_str(), remote));
             }
         }
-        // Sorted, so that concurrent writers take row locks in one order.
+        // Sorted, so that concurrent writers take row locks in one order;
+        // one statement each (column arrays).
         let mut operations: Vec<_> = operations.into_iter().collect();
         operations.sort_unstable();
-        for (service, operation, kind) in operations {
-            sqlx::query(INSERT_OPERATION)
-                .bind(service)
-                .bind(operation)
-                .bind(kind)
+        if !operations.is_empty() {
+            sqlx::query(INSERT_OPERATIONS)
+                .bind(operations.iter().map(|op| op.0).collect::<Vec<_>>())
+                .bind(operations.iter().map(|op| op.1).collect::<Vec<_>>())
+                .bind(operations.iter().map(|op| op.2).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await?;
         }
         let mut remotes: Vec<_> = remotes.into_iter().collect();
         remotes.sort_unstable();
-        for (service, remote) in remotes {
-            sqlx::query(INSERT_REMOTE_SERVICE)
-                .bind(service)
-                .bind(remote)
+        if !remotes.is_empty() {
+            sqlx::query(INSERT_REMOTE_SERVICES)
+                .bind(remotes.iter().map(|remote| remote.0).collect::<Vec<_>>())
+                .bind(remotes.iter().map(|remote| remote.1).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -575,7 +579,7 @@ impl Store for PostgresStore {
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
         let plan = SearchPlan::new(query);
         let mut page = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
-        push_search_filters(&mut page, query, &plan);
+        push_search_filters(&mut page, query, &plan, false);
         page.push(plan.order_by(query.order));
         page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
@@ -590,7 +594,7 @@ impl Store for PostgresStore {
             Some(total) => total,
             None => {
                 let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-                push_search_filters(&mut count, query, &plan);
+                push_search_filters(&mut count, query, &plan, true);
                 let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
                 u64::try_from(total).unwrap_or(0)
             }

@@ -60,7 +60,32 @@ pub(crate) use span_row;
 // === impl SpanRow ===
 
 impl SpanRow {
-    pub fn from_span(span: &Span) -> Result<Self, StoreError> {
+    /// The rows of a batch. Spans of one export share their resource and
+    /// scope: equal neighbours reuse the JSON text instead of serializing it
+    /// again.
+    pub fn from_spans(spans: &[Span]) -> Result<Vec<Self>, StoreError> {
+        let mut rows: Vec<Self> = Vec::with_capacity(spans.len());
+        for (index, span) in spans.iter().enumerate() {
+            let previous = index
+                .checked_sub(1)
+                .and_then(|at| spans.get(at).zip(rows.get(at)));
+            let (resource, scope) = match previous {
+                Some((before, row)) if before.resource == span.resource => (
+                    row.resource.clone(),
+                    if before.scope == span.scope {
+                        row.scope.clone()
+                    } else {
+                        to_json(&span.scope)?
+                    },
+                ),
+                _ => (to_json(&span.resource)?, to_json(&span.scope)?),
+            };
+            rows.push(Self::with_shared(span, resource, scope)?);
+        }
+        Ok(rows)
+    }
+
+    fn with_shared(span: &Span, resource: String, scope: String) -> Result<Self, StoreError> {
         Ok(Self {
             trace_id: span.trace_id.0.to_vec(),
             span_id: span.span_id.0.to_vec(),
@@ -76,10 +101,18 @@ impl SpanRow {
             trace_state: span.trace_state.clone(),
             flags: i64::from(span.flags),
             attributes: to_json(&span.attributes)?,
-            events: to_json(&span.events)?,
-            links: to_json(&span.links)?,
-            resource: to_json(&span.resource)?,
-            scope: to_json(&span.scope)?,
+            events: if span.events.is_empty() {
+                "[]".to_owned()
+            } else {
+                to_json(&span.events)?
+            },
+            links: if span.links.is_empty() {
+                "[]".to_owned()
+            } else {
+                to_json(&span.links)?
+            },
+            resource,
+            scope,
         })
     }
 

@@ -82,6 +82,8 @@ pub(crate) struct SearchPlan {
     /// Operation, tag or span-duration filters: restrict to traces with a
     /// matching span.
     pub span_filter: bool,
+    /// Whole-trace duration bounds are set.
+    pub trace_durations: bool,
 }
 
 impl SearchPlan {
@@ -93,6 +95,8 @@ impl SearchPlan {
         Self {
             by_service: query.service.is_some() && !span_filter,
             span_filter,
+            trace_durations: query.min_trace_duration_nano.is_some()
+                || query.max_trace_duration_nano.is_some(),
         }
     }
 
