@@ -119,6 +119,12 @@ export async function mountGraph(root, ctx) {
     if (target.classList.contains('node')) select({ kind: 'node', key: target.dataset.id });
     else select({ kind: 'edge', key: `${target.dataset.source}\u0000${target.dataset.target}` });
   });
+  // Double-click a node: focus the graph on its app (Kiali's node graph).
+  canvas.addEventListener('dblclick', (event) => {
+    const target = event.target instanceof Element ? event.target.closest('g.node') : null;
+    if (!target || !target.dataset.app) return;
+    window.location.hash = buildHash('/graph', { ...rangeParams(range), label: keep.label, focus: target.dataset.app });
+  });
   canvas.addEventListener('keydown', (event) => {
     if (event.key !== 'Enter' && event.key !== ' ') return;
     const target = event.target instanceof Element ? event.target.closest('g.node') : null;

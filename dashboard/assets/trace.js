@@ -349,16 +349,67 @@ export async function mountTrace(root, ctx) {
   let selectedIndex = -1;
   // Tree positions currently shown (not inside a collapsed subtree).
   let visible = new Int32Array(0);
+  // Find in trace: when set, only the spans whose service, operation or an
+  // attribute value contains the text are listed (in tree order).
+  let matches = null;
   const computeVisible = () => {
     const out = new Int32Array(tree.order.length);
     let n = 0;
     for (let p = 0; p < tree.order.length; p++) {
-      out[n++] = p;
       const i = tree.order[p];
+      if (matches) {
+        if (matches[i]) out[n++] = p;
+        continue;
+      }
+      out[n++] = p;
       if (collapsed[i]) p = tree.subtreeEnd[i] - 1;
     }
     visible = out.subarray(0, n);
   };
+  const findInput = h('input', { id: 'trace-find', type: 'search', placeholder: 'Find in trace…', 'aria-label': 'Find spans in this trace', spellcheck: 'false' });
+  const findCount = h('span', { class: 'muted small', id: 'trace-find-count', role: 'status' });
+  const runFind = () => {
+    const needle = findInput.value.trim().toLowerCase();
+    if (!needle) {
+      matches = null;
+      findCount.textContent = '';
+    } else {
+      matches = new Uint8Array(spans.length);
+      let count = 0;
+      for (let i = 0; i < spans.length; i++) {
+        const sp = spans[i];
+        let hit = sp.service.toLowerCase().includes(needle) || sp.operation.toLowerCase().includes(needle) || sp.span_id === needle;
+        if (!hit) {
+          for (const value of Object.values(sp.attributes)) {
+            if (String(value).toLowerCase().includes(needle)) {
+              hit = true;
+              break;
+            }
+          }
+        }
+        if (hit) {
+          matches[i] = 1;
+          count++;
+        }
+      }
+      findCount.textContent = `${fmtInt(count)} of ${fmtInt(spans.length)} spans match`;
+      findCount.dataset.count = String(count);
+    }
+    computeVisible();
+    renderWindow(true);
+  };
+  findInput.addEventListener('input', () => {
+    clearTimeout(findInput.timer);
+    findInput.timer = setTimeout(runFind, 150);
+  });
+  findInput.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      clearTimeout(findInput.timer);
+      runFind();
+    }
+  });
+  header.lastChild.appendChild(h('span', { class: 'trace-find' }, findInput, findCount));
 
   const makeRow = (p) => {
     const i = tree.order[p];

@@ -816,6 +816,36 @@ async fn dashboard_shows_graph_split_and_traces_of_a_real_mesh() {
     .await;
     browser.dispatch_click(root_toggle).await;
     browser.wait_count("div.span-row", 40).await;
+    // Find in trace: the 1,250 spans of service big-3, listed alone.
+    browser
+        .client
+        .execute(
+            "const i = document.getElementById('trace-find'); i.value = 'big-3'; \
+             i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));",
+            vec![],
+        )
+        .await
+        .expect("find");
+    let found = browser
+        .attribute_values("#trace-find-count", "data-count")
+        .await;
+    assert_eq!(found, vec!["1250".to_string()]);
+    let shown = browser
+        .attribute_values("div.span-row", "data-service")
+        .await;
+    assert!(
+        !shown.is_empty() && shown.iter().all(|s| s == "big-3"),
+        "{shown:?}"
+    );
+    browser
+        .client
+        .execute(
+            "const i = document.getElementById('trace-find'); i.value = ''; \
+             i.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'}));",
+            vec![],
+        )
+        .await
+        .expect("clear find");
     browser.screenshot("trace-10000-spans").await;
     browser.assert_no_page_errors("big trace").await;
 
