@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use crate::Shared;
 use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
 use crate::http::forward::{retarget, strip_hop_by_hop};
-use crate::outbound::{ensure_request_id, respond, split_service, target, version_str};
+use crate::outbound::{ensure_request_id, inbound_target, respond, split_service, version_str};
 use crate::peer::{self, PEER_HEADER};
 use crate::telemetry::exchange::request_head_bytes;
 use crate::telemetry::export::string_attribute;
@@ -41,7 +41,7 @@ pub(crate) async fn handle(
         source.principal = peer_id.to_string();
     }
     let context = shared.sampler.start_span(&parts.headers);
-    let target = target(&parts.uri, &parts.headers);
+    let target = inbound_target(&parts.uri, &parts.headers);
     let destination_service = target
         .as_ref()
         .map(|t| {

@@ -50,9 +50,23 @@ pub(crate) fn target(uri: &http::Uri, headers: &http::HeaderMap) -> Option<Targe
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok()?,
         None => headers.get(header::HOST)?.clone(),
     };
+    target_of(authority, uri.scheme_str())
+}
+
+/// The target of a request that reached an inbound listener from a peer sidecar: its `Host`,
+/// the host the caller asked for. Over HTTP/2 the `:authority` (the URI's) names the endpoint
+/// the client sidecar connected to, since the connection pool is keyed by it.
+pub(crate) fn inbound_target(uri: &http::Uri, headers: &http::HeaderMap) -> Option<Target> {
+    match headers.get(header::HOST) {
+        Some(host) => target_of(host.clone(), uri.scheme_str()),
+        None => target(uri, headers),
+    }
+}
+
+fn target_of(authority: HeaderValue, scheme: Option<&str>) -> Option<Target> {
     let text = authority.to_str().ok()?;
     let parsed: http::uri::Authority = text.parse().ok()?;
-    let default_port = match uri.scheme_str() {
+    let default_port = match scheme {
         Some("https") => 443,
         _ => 80,
     };

@@ -122,6 +122,9 @@ async fn thousand_requests_split_90_10_and_are_counted_exactly() {
             ("reporter", "destination"),
             ("source_workload", "web"),
             ("source_app", "web"),
+            // The service the caller asked for, as Istio reports it on both ends.
+            ("destination_service", "stock-api.default.svc.cluster.local"),
+            ("destination_service_name", "stock-api"),
         ],
     );
     assert_eq!(from_web, v1);
