@@ -82,9 +82,10 @@ pub struct DemoArgs {
     pub rate: f64,
     /// Require credentials on the dashboard and APIs, as `weft collector
     /// --auth` (bearer:TOKEN, basic:USER:PASSWORD, bearer-file:PATH,
-    /// basic-file:PATH). Off by default.
-    #[arg(long, value_name = "SCHEME:SECRET")]
-    pub auth: Option<weft_collector::Auth>,
+    /// basic-file:PATH, or none). Off by default on a loopback --http; required
+    /// (`none` to opt out) on any other address.
+    #[arg(long, value_name = "SCHEME:SECRET", value_parser = parse_auth)]
+    pub auth: Option<HttpAuth>,
 }
 
 #[derive(Debug, Args)]
@@ -130,10 +131,45 @@ pub struct CollectorArgs {
     pub max_in_flight_writes: usize,
     /// Require credentials on the --http listener (dashboard and APIs;
     /// /healthz and /ready stay open): bearer:TOKEN, basic:USER:PASSWORD,
-    /// or bearer-file:PATH / basic-file:PATH to read the secret from a file.
-    /// Off by default.
-    #[arg(long, value_name = "SCHEME:SECRET")]
-    pub auth: Option<weft_collector::Auth>,
+    /// or bearer-file:PATH / basic-file:PATH to read the secret from a file;
+    /// `none` serves them open. Off by default on a loopback --http; on any
+    /// other address the collector refuses to start without it.
+    #[arg(long, value_name = "SCHEME:SECRET", value_parser = parse_auth)]
+    pub auth: Option<HttpAuth>,
+}
+
+/// `--auth`: credentials, or `none` to serve the dashboard and APIs open.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    Off,
+    Required(weft_collector::Auth),
+}
+
+fn parse_auth(text: &str) -> Result<HttpAuth, String> {
+    if text == "none" {
+        return Ok(HttpAuth::Off);
+    }
+    text.parse()
+        .map(HttpAuth::Required)
+        .map_err(|e: weft_collector::AuthParseError| e.to_string())
+}
+
+/// The credentials the HTTP listener at `addr` requires: off by default on loopback only, so
+/// that a dashboard reachable from other machines is never open by accident.
+fn http_auth(
+    addr: SocketAddr,
+    auth: Option<HttpAuth>,
+) -> anyhow::Result<Option<weft_collector::Auth>> {
+    match auth {
+        Some(HttpAuth::Required(auth)) => Ok(Some(auth)),
+        Some(HttpAuth::Off) => Ok(None),
+        None if addr.ip().is_loopback() => Ok(None),
+        None => anyhow::bail!(
+            "--http {addr} is reachable from other machines: protect the dashboard and APIs \
+             with --auth bearer:TOKEN, basic:USER:PASSWORD (or bearer-file:/basic-file:PATH), \
+             or serve them open with --auth none"
+        ),
+    }
 }
 
 /// `7d`, `12h`, `30m`, `45s`, or anything `weft-config` reads as a duration.
@@ -425,7 +461,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         metrics_interval: Duration::from_secs(2),
         telemetry: weft_proxy::TelemetryOptions::default(),
     }
-    .build_with_auth(args.auth)
+    .build_with_auth(http_auth(args.http, args.auth)?)
     .await?;
     println!("dashboard: {}", demo.dashboard_url());
     shutdown_signal().await;
@@ -455,7 +491,7 @@ async fn collector(args: CollectorArgs) -> anyhow::Result<()> {
         max_spans: args.max_spans,
         export,
         max_in_flight_writes: args.max_in_flight_writes,
-        auth: args.auth,
+        auth: http_auth(args.http, args.auth)?,
     }
     .build()
     .await

@@ -1095,3 +1095,40 @@ async fn weft_collector_auth_flag_reads_a_bearer_token_file() {
     assert_eq!(health.status(), 200);
     let _ = collector.kill().await;
 }
+
+/// A dashboard reachable from other machines is never open by accident: without `--auth`
+/// the collector refuses a non-loopback `--http` before binding anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_collector_refuses_an_open_dashboard_off_loopback() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["collector", "--http", "0.0.0.0:0", "--db"])
+        .arg(format!(
+            "sqlite://{}",
+            data.path().join("weft.db").display()
+        ))
+        .output()
+        .await
+        .expect("run weft collector");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--http 0.0.0.0:0 is reachable from other machines")
+            && stderr.contains("--auth none"),
+        "{stderr}"
+    );
+    assert!(
+        !data.path().join("weft.db").exists(),
+        "refused before opening the store"
+    );
+    let usage = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["collector", "--auth", "token"])
+        .output()
+        .await
+        .expect("run weft collector");
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "a bad --auth is a usage error"
+    );
+}

@@ -139,6 +139,10 @@ fn inject_names_the_file_and_line_of_bad_input_and_writes_nothing() {
 fn kubernetes_manifests_run_weft_commands_that_parse() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/weft-system.yaml");
     let text = std::fs::read_to_string(&path).expect("manifest");
+    // Secrets the manifests mount, read by the CLI parser itself.
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let basic = secrets.path().join("basic");
+    std::fs::write(&basic, "grafana:secret\n").expect("write");
     let mut commands = Vec::new();
     for document in text.split("\n---\n") {
         let document: serde_yaml::Value = serde_yaml::from_str(document).expect("YAML");
@@ -152,6 +156,7 @@ fn kubernetes_manifests_run_weft_commands_that_parse() {
                     arg.as_str()
                         .expect("string")
                         .replace("$(WEFT_DB)", "postgres://weft@db:5432/weft")
+                        .replace("/var/run/weft/auth/basic", &basic.display().to_string())
                 })
                 .collect();
             let cli =
