@@ -2,7 +2,8 @@
 // attributes; colours come from classes (series-0 … series-5) in weft.css.
 
 import { h, s } from './dom.js';
-import { fmtClock } from './format.js';
+import { fmtClock, fmtMs, fmtRate } from './format.js';
+import { list, num } from './api.js';
 
 const W = 560;
 const H = 170;
@@ -76,4 +77,23 @@ export function lineChart({ title, series, format, min }) {
     ),
   );
   return h('figure', { class: 'chart-box' }, h('figcaption', { text: title }), svg, legend);
+}
+
+/** The three RED charts (rate, errors, duration quantiles) of a /api/weft/red answer. */
+export function redCharts(data) {
+  const points = list(data.points);
+  const at = (key, scale = 1) => points.map((p) => [num(p.t_ms), p[key] === null || p[key] === undefined ? null : Number(p[key]) * scale]);
+  return [
+    lineChart({ title: 'Request rate (rps)', series: [{ name: 'rps', points: at('rps') }], format: fmtRate }),
+    lineChart({ title: 'Errors (% of requests)', series: [{ name: 'error %', points: at('error_rate', 100) }], format: (v) => `${v.toFixed(1)}%` }),
+    lineChart({
+      title: 'Duration',
+      series: [
+        { name: 'p50', points: at('p50_ms') },
+        { name: 'p95', points: at('p95_ms') },
+        { name: 'p99', points: at('p99_ms') },
+      ],
+      format: fmtMs,
+    }),
+  ];
 }

@@ -102,3 +102,12 @@ export function colourClass(service) {
   }
   return `c${index}`;
 }
+
+/** A latency in milliseconds, with precision to match its size. */
+export function fmtMs(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+  if (v < 1) return `${v.toFixed(2)} ms`;
+  if (v < 100) return `${v.toFixed(1)} ms`;
+  if (v < 10000) return `${Math.round(v)} ms`;
+  return `${(v / 1000).toFixed(1)} s`;
+}

@@ -10,7 +10,7 @@
 //   #node-red figure.chart-box                 a node's RED charts (side panel)
 
 import { getJson, isAbort, list, num, str } from './api.js';
-import { lineChart } from './charts.js';
+import { redCharts } from './charts.js';
 import { hashWith, parseRange, rangeControls, rangeParams } from './controls.js';
 import { add, clear, h, message, s } from './dom.js';
 import { fmtClock, fmtDuration, fmtInt, fmtPercent, fmtRate, fmtWindow } from './format.js';
@@ -489,23 +489,7 @@ function nodeRed(node, loader) {
   cached(loader, `red:${node.id}`, () =>
     getJson('/api/weft/red', { workload: node.workload, namespace: node.namespace, ...rangeParams(loader.range) }, loader.signal),
   )
-    .then((data) => {
-      const points = list(data.points);
-      const at = (key, scale = 1) => points.map((p) => [num(p.t_ms), p[key] === null || p[key] === undefined ? null : Number(p[key]) * scale]);
-      box.replaceChildren(
-        lineChart({ title: 'Requests per second', series: [{ name: 'rps', points: at('rps') }], format: fmtRate }),
-        lineChart({ title: 'Errors (%)', series: [{ name: 'error %', points: at('error_rate', 100) }], format: (v) => `${v.toFixed(1)}%` }),
-        lineChart({
-          title: 'Duration',
-          series: [
-            { name: 'p50', points: at('p50_ms') },
-            { name: 'p95', points: at('p95_ms') },
-            { name: 'p99', points: at('p99_ms') },
-          ],
-          format: (v) => fmtMs(v),
-        }),
-      );
-    })
+    .then((data) => box.replaceChildren(...redCharts(data)))
     .catch((err) => {
       if (!isAbort(err)) box.replaceChildren(h('p', { class: 'muted small', text: `RED unavailable: ${err.message}` }));
     });

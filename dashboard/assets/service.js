@@ -5,44 +5,16 @@
 // .stat-value inside #red-summary.
 
 import { getJson, list, num } from './api.js';
-import { lineChart } from './charts.js';
+import { redCharts } from './charts.js';
 import { hashWith, parseRange, rangeControls, rangeParams } from './controls.js';
 import { h, message } from './dom.js';
-import { fmtInt, fmtPercent, fmtRate } from './format.js';
+import { fmtInt, fmtMs, fmtPercent, fmtRate } from './format.js';
 import { buildHash } from './router.js';
-
-export function fmtMs(v) {
-  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
-  if (v < 1) return `${v.toFixed(2)} ms`;
-  if (v < 100) return `${v.toFixed(1)} ms`;
-  if (v < 10000) return `${Math.round(v)} ms`;
-  return `${(v / 1000).toFixed(1)} s`;
-}
 
 export function stat(label, value, extra) {
   return h('div', { class: extra ? `stat ${extra}` : 'stat' }, h('div', { class: 'stat-value', text: value }), h('div', { class: 'stat-label', text: label }));
 }
 
-/** The three RED charts of a /api/weft/red answer. */
-export function redCharts(data) {
-  const points = list(data.points);
-  const at = (key, scale = 1) => points.map((p) => [num(p.t_ms), p[key] === null || p[key] === undefined ? null : Number(p[key]) * scale]);
-  return h(
-    'div',
-    { class: 'chart-grid' },
-    lineChart({ title: 'Request rate (rps)', series: [{ name: 'rps', points: at('rps') }], format: fmtRate }),
-    lineChart({ title: 'Errors (% of requests)', series: [{ name: 'error %', points: at('error_rate', 100) }], format: (v) => `${v.toFixed(1)}%` }),
-    lineChart({
-      title: 'Duration',
-      series: [
-        { name: 'p50', points: at('p50_ms') },
-        { name: 'p95', points: at('p95_ms') },
-        { name: 'p99', points: at('p99_ms') },
-      ],
-      format: fmtMs,
-    }),
-  );
-}
 
 export function redSummary(summary) {
   return h(
@@ -139,7 +111,7 @@ export async function mountService(root, ctx) {
   body.replaceChildren(
     h('p', { class: 'muted small', text: 'Inbound requests as reported by the destination sidecars (istio_requests_total and istio_request_duration_milliseconds); quantiles are interpolated from the histogram buckets like histogram_quantile.' }),
     redSummary(summary),
-    redCharts(data),
+    h('div', { class: 'chart-grid' }, ...redCharts(data)),
   );
   ctx.setState('ready');
 }

@@ -13,8 +13,8 @@ import { getJson, list, num, str } from './api.js';
 import { lineChart } from './charts.js';
 import { hashWith, parseRange, rangeControls, rangeParams } from './controls.js';
 import { h, message } from './dom.js';
-import { fmtInt, fmtPercent, fmtRate } from './format.js';
-import { fmtMs, stat } from './service.js';
+import { fmtInt, fmtMs, fmtPercent, fmtRate } from './format.js';
+import { stat } from './service.js';
 import { buildHash, navigate } from './router.js';
 
 const VERDICT_TEXT = {
