@@ -152,18 +152,23 @@ for _ in $(seq 1 100); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 COLLECTOR_PID=$(cat "$WORK/collector.pid")
+pair_ticks() { echo $(( $(cpu_ticks "$(cat "$WORK/$1-a.pid")") + $(cpu_ticks "$(cat "$WORK/$1-b.pid")") )); }
 for round in $(seq 1 "$ROUNDS"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
+  off_before=$(pair_ticks off)
   read -r off_rps off_ok off_total <<<"$(rps_of "$OFF_URL")"
+  off_cpu=$(( $(pair_ticks off) - off_before ))
   coll_before=$(cpu_ticks "$COLLECTOR_PID")
+  on_before=$(pair_ticks on)
   read -r on_rps on_ok on_total <<<"$(rps_of "$ON_URL")"
+  on_cpu=$(( $(pair_ticks on) - on_before ))
   coll_after=$(cpu_ticks "$COLLECTOR_PID")
   # Let the collector catch up before the next round.
   for _ in $(seq 1 150); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
   coll_drained=$(cpu_ticks "$COLLECTOR_PID")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
     "$on_rps" "$on_ok/$on_total" "$((coll_after - coll_before))" "$((coll_drained - coll_before))" \
-    "$(getconf CLK_TCK)" >>"$RESULTS"
+    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" >>"$RESULTS"
   echo "round $round: off $off_rps rps, on $on_rps rps (load $load)" >&2
 done
 
@@ -188,15 +193,18 @@ nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 out = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
        f"{cpu}, {nproc} cores, Linux {platform.release()}; {len(rows)} rounds of {duration} "
        f"per mode, 64 connections, closed loop.\n",
-       "| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | collector CPU s during the on run | … until drained |",
-       "|---|---|---|---|---|---|---|---|---|"]
+       "| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | pair CPU µs/request off → on | collector CPU s during the on run | … until drained |",
+       "|---|---|---|---|---|---|---|---|---|---|"]
 ratios = []
 for r in rows:
     hz = float(r[8])
     ratio = float(r[4]) / max(float(r[2]), 1)
     ratios.append(ratio)
+    total = lambda okt: max(int(okt.split("/")[1]), 1)
+    off_us = int(r[9]) / hz / total(r[3]) * 1e6
+    on_us = int(r[10]) / hz / total(r[5]) * 1e6
     out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {ratio:.2f} | "
-               f"{int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
+               f"{off_us:.0f} → {on_us:.0f} | {int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
 median = statistics.median(ratios)
 out.append("")
 out.append(f"Median on/off: **{median:.2f}** (min {min(ratios):.2f}, max {max(ratios):.2f}); "
