@@ -12,10 +12,15 @@
 # bench/proxy/results.md) and prints it.
 #
 # Usage: bench/proxy/run.sh            (DURATION=10s by default; DURATION=5s for a quick run)
+#        bench/proxy/run.sh telemetry  the telemetry overhead benchmark (bench/proxy/telemetry.sh)
+#        WEFT=path/to/weft skips the build and measures that binary.
 # Installs what is missing: nginx, haproxy (Debian packages), oha (cargo install).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ "${1:-}" = telemetry ]; then
+  exec "$ROOT/bench/proxy/telemetry.sh"
+fi
 DURATION=${DURATION:-10s}
 OUT=${OUT:-$ROOT/bench/proxy/results.md}
 WORK=$(mktemp -d /tmp/weft-bench.XXXXXX)
@@ -37,9 +42,11 @@ if ! command -v oha >/dev/null 2>&1; then
   cargo install oha --locked
 fi
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}
-(cd "$ROOT" && cargo build --release --bin weft)
-WEFT="$CARGO_TARGET_DIR/release/weft"
+if [ -z "${WEFT:-}" ]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}
+  (cd "$ROOT" && cargo build --release --bin weft)
+  WEFT="$CARGO_TARGET_DIR/release/weft"
+fi
 
 # Ports.
 UPSTREAM=18080
@@ -204,6 +211,7 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 for target in "${TARGETS[@]}"; do
   IFS='|' read -r name url procs host <<<"$target"
+  load=$(cut -d' ' -f1 /proc/loadavg)
   pids=""
   for p in $procs; do pids="$pids $(pids_of "$p")"; done
   # Idle: the processes as started, before any traffic reached them.
@@ -229,9 +237,9 @@ for target in "${TARGETS[@]}"; do
   wait $rate_pid
   rate5=$(oha_run "$url" "$host" -z "$DURATION" -c 64 -q 5000 --latency-correction)
   p() { json "$1" "round(d['latencyPercentiles']['$2'] * 1000, 3)"; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$ok/$total" "$cpu" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rps" "$ok/$total" "$cpu" \
     "$(p "$rate1" p50)" "$(p "$rate1" p99)" "$(p "$rate5" p50)" "$(p "$rate5" p99)" \
-    "$((idle_rss / 1024))" "$((load_rss / 1024))" "$(echo $procs | wc -w)" >>"$RESULTS"
+    "$((idle_rss / 1024))" "$((load_rss / 1024))" "$(echo $procs | wc -w)" "$load" >>"$RESULTS"
   echo "measured: $name" >&2
 done
 
@@ -243,10 +251,10 @@ cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d:
 out = []
 out.append(f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()}: {cpu}, "
            f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Linux {platform.release()}.\n")
-out.append("| target | max rps (64 conn) | ok/total | proxy CPU s / 10k req | p50 @1k (ms) | p99 @1k (ms) | p50 @5k (ms) | p99 @5k (ms) | RSS idle (MB) | RSS @1k rps (MB) |")
-out.append("|---|---|---|---|---|---|---|---|---|---|")
+out.append("| target | max rps (64 conn) | ok/total | proxy CPU s / 10k req | p50 @1k (ms) | p99 @1k (ms) | p50 @5k (ms) | p99 @5k (ms) | RSS idle (MB) | RSS @1k rps (MB) | load avg at start |")
+out.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    out.append("| " + " | ".join(r[:10]) + " |")
+    out.append("| " + " | ".join(r[:10] + r[11:12]) + " |")
 def f(name, i):
     try: return float(by[name][i])
     except Exception: return float("nan")

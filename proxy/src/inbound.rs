@@ -60,7 +60,7 @@ pub(crate) async fn handle(
         destination_service_name: service_name.into(),
         destination_service_namespace: service_namespace.into(),
         destination_service: destination_service.clone(),
-        source,
+        source: Arc::new(source),
         request_protocol: "http",
         response_code: 0,
         response_flags: "-",

@@ -112,7 +112,7 @@ pub(crate) struct MeshTls {
 pub(crate) struct Shared {
     pub identity: ProxyIdentity,
     /// This workload as a metrics peer.
-    pub me: Peer,
+    pub me: Arc<Peer>,
     /// This workload encoded for the peer-metadata header.
     pub me_header: Option<HeaderValue>,
     pub snapshot: ArcSwap<Snapshot>,
@@ -253,7 +253,7 @@ impl Config {
         let shared = Arc::new(Shared {
             identity,
             me_header: peer::encode(&me),
-            me,
+            me: Arc::new(me),
             traffic,
             snapshot: ArcSwap::from_pointee(snapshot),
             telemetry: Arc::new(Telemetry {

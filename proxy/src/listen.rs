@@ -71,7 +71,10 @@ pub async fn serve<H, F>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = hyper::service::service_fn(move |request| {
-            let response = handler(request, remote);
+            // Boxed once here: the handler's future is large (routing, retries, telemetry),
+            // and hyper moves the service future by value into its dispatcher; a box makes
+            // that a pointer copy instead of a memcpy of the whole state per request.
+            let response = Box::pin(handler(request, remote));
             async move { Ok::<_, Infallible>(response.await) }
         });
         let connection = builder

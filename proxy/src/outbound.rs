@@ -91,7 +91,7 @@ pub(crate) async fn handle(
         reporter: Reporter::Source,
         source: shared.me.clone(),
         // Set when an endpoint is picked; metrics render it `unknown` otherwise.
-        destination: Peer::not_yet_known(),
+        destination: Peer::shared_not_yet_known(),
         destination_service: "unknown".into(),
         destination_service_name: "unknown".into(),
         destination_service_namespace: "unknown".into(),
@@ -289,8 +289,8 @@ impl Outbound {
 fn placeholder_labels() -> RequestLabels {
     RequestLabels {
         reporter: Reporter::Source,
-        source: Peer::not_yet_known(),
-        destination: Peer::not_yet_known(),
+        source: Peer::shared_not_yet_known(),
+        destination: Peer::shared_not_yet_known(),
         destination_service: String::new(),
         destination_service_name: String::new(),
         destination_service_namespace: String::new(),

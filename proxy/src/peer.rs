@@ -11,6 +11,7 @@
 use http::{HeaderName, HeaderValue};
 
 use crate::telemetry::Peer;
+use crate::telemetry::metrics::UNKNOWN;
 
 pub const PEER_HEADER: HeaderName = HeaderName::from_static("x-weft-peer");
 
@@ -36,19 +37,6 @@ fn field<'a>(peer: &'a Peer, name: &str) -> &'a str {
     }
 }
 
-fn field_mut<'a>(peer: &'a mut Peer, name: &str) -> Option<&'a mut String> {
-    Some(match name {
-        "workload" => &mut peer.workload,
-        "namespace" => &mut peer.namespace,
-        "app" => &mut peer.app,
-        "version" => &mut peer.version,
-        "canonical_service" => &mut peer.canonical_service,
-        "canonical_revision" => &mut peer.canonical_revision,
-        "cluster" => &mut peer.cluster,
-        _ => return None,
-    })
-}
-
 /// Encodes the fields of `peer` (not its principal). Values that are not
 /// plain label values are left out.
 pub fn encode(peer: &Peer) -> Option<HeaderValue> {
@@ -71,17 +59,28 @@ pub fn encode(peer: &Peer) -> Option<HeaderValue> {
 /// `unknown`. Anything malformed yields `None`.
 pub fn decode(value: &HeaderValue) -> Option<Peer> {
     let text = value.to_str().ok()?;
-    let mut peer = Peer::unknown();
+    // Fields are borrowed first and each allocated once (this runs on every inbound request).
+    let mut fields: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
     for pair in text.split(';').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=')?;
         if value.is_empty() || !value.bytes().all(is_label_byte) {
             return None;
         }
-        if let Some(slot) = field_mut(&mut peer, key.trim()) {
-            *slot = value.to_string();
+        if let Some(index) = FIELDS.iter().position(|name| *name == key.trim()) {
+            fields[index] = Some(value);
         }
     }
-    Some(peer)
+    let unknown = Peer::unknown_field;
+    Some(Peer {
+        workload: unknown(fields[0], UNKNOWN),
+        namespace: unknown(fields[1], UNKNOWN),
+        principal: UNKNOWN.into(),
+        app: unknown(fields[2], UNKNOWN),
+        version: unknown(fields[3], UNKNOWN),
+        canonical_service: unknown(fields[4], UNKNOWN),
+        canonical_revision: unknown(fields[5], "latest"),
+        cluster: unknown(fields[6], UNKNOWN),
+    })
 }
 
 fn is_label_byte(b: u8) -> bool {

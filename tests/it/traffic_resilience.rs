@@ -436,3 +436,71 @@ async fn faults_at_fifty_percent_hit_within_three_sigma() {
         "{delayed} of {n} delayed"
     );
 }
+
+/// The pool's and the endpoint's active-request counts (LEAST_REQUEST reads the latter) and
+/// the pending-waiter count go back to zero when clients give up mid-request: a counter that
+/// leaked on cancellation would skew balancing and, with limits, end in 503 `UO` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_counters_return_to_zero_after_cancellations() {
+    let slow = Upstream::start("slow").await;
+    slow.delay(Duration::from_millis(2000));
+    let yaml = format!(
+        "{}{}",
+        service("svc", &endpoints(&[(&slow, &[])])),
+        dr(
+            "svc",
+            "    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 4}\n"
+        )
+    );
+    let proxy = TestProxy::start(&yaml).await;
+    let counts = |dump: &serde_json::Value| {
+        let cluster = &dump["clusterRuntime"][0];
+        (
+            cluster["circuitBreakers"]["activeRequests"].as_u64(),
+            cluster["endpoints"][0]["activeRequests"].as_u64(),
+        )
+    };
+    // One request on the only connection, two waiting for it (pending).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let url = format!("http://{}/", proxy.proxy.outbound_addr());
+        // A client of its own per request: cancelling one closes its connection.
+        let http = reqwest::Client::new();
+        held.push(tokio::spawn(async move {
+            let _ = http.get(&url).header("host", "svc").send().await;
+        }));
+    }
+    eventually("three requests admitted or waiting", || async {
+        match counts(&proxy.config_dump().await) {
+            (Some(3), Some(1)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    for request in &held {
+        request.abort();
+    }
+    eventually(
+        "counters back to zero after the clients went away",
+        || async {
+            match counts(&proxy.config_dump().await) {
+                (Some(0), Some(0)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    // The pool is whole again: a request gets through, and the counters settle at zero.
+    slow.delay(Duration::ZERO);
+    assert_eq!(proxy.get("svc", "/").await.status(), 200);
+    eventually(
+        "counters back to zero after a completed request",
+        || async {
+            match counts(&proxy.config_dump().await) {
+                (Some(0), Some(0)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}

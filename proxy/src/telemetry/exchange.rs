@@ -305,8 +305,8 @@ mod tests {
     fn labels() -> RequestLabels {
         RequestLabels {
             reporter: Reporter::Source,
-            source: Peer::unknown(),
-            destination: Peer::unknown(),
+            source: Arc::new(Peer::unknown()),
+            destination: Arc::new(Peer::unknown()),
             destination_service: "svc".into(),
             destination_service_name: "svc".into(),
             destination_service_namespace: "default".into(),

@@ -135,7 +135,8 @@ pub(crate) async fn serve<H, F>(
                         peer_not_after: None,
                     });
                     let service = hyper::service::service_fn(move |request| {
-                        let response = handler(request, conn.clone());
+                        // Boxed: hyper moves the service future by value (see listen.rs).
+                        let response = Box::pin(handler(request, conn.clone()));
                         async move { Ok::<_, Infallible>(response.await) }
                     });
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -192,7 +193,8 @@ pub(crate) async fn serve<H, F>(
                         peer_not_after,
                     });
                     let service = hyper::service::service_fn(move |request| {
-                        let response = handler(request, conn.clone());
+                        // Boxed: hyper moves the service future by value (see listen.rs).
+                        let response = Box::pin(handler(request, conn.clone()));
                         async move { Ok::<_, Infallible>(response.await) }
                     });
                     let connection = builder.serve_connection(TokioIo::new(stream), service);

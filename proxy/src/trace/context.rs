@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -124,15 +125,6 @@ impl TraceId {
     /// 32 lowercase hex characters (W3C form).
     pub fn to_hex(self) -> String {
         hex::encode(self.bytes)
-    }
-
-    /// The B3 form: 16 hex characters when the id arrived as 64-bit.
-    fn to_b3_hex(self) -> String {
-        if self.short {
-            hex::encode(&self.bytes[8..])
-        } else {
-            hex::encode(self.bytes)
-        }
     }
 }
 
@@ -409,16 +401,63 @@ fn b3_multi_sampling(headers: &HeaderMap) -> Result<Option<Sampling>, ()> {
 impl SpanContext {
     /// Writes the context in both formats (W3C and B3 multi-header), and the
     /// single `b3` header when the caller used it, replacing stale values.
+    ///
+    /// Every value is formatted into one buffer and each header value is a slice of it: one
+    /// allocation per hop instead of one per header and per hex string (this runs on every
+    /// request, sampled or not).
     pub fn inject(&self, headers: &mut HeaderMap) {
         let sampled = self.sampling.is_sampled();
         let flags = self.w3c_flags | u8::from(sampled);
-        let traceparent = format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id.to_hex(),
-            self.span_id.to_hex(),
-            flags
-        );
-        insert(headers, TRACEPARENT, &traceparent);
+        let trace = &self.trace_id.bytes;
+        let b3_trace: &[u8] = if self.trace_id.short {
+            &trace[8..]
+        } else {
+            trace
+        };
+        // traceparent (55) + B3 trace id (≤ 32) + span id (16) + parent (16) + single b3 (≤ 68).
+        let mut buffer = BytesMut::with_capacity(192);
+        buffer.extend_from_slice(b"00-");
+        push_hex(&mut buffer, trace);
+        buffer.extend_from_slice(b"-");
+        push_hex(&mut buffer, &self.span_id.0);
+        buffer.extend_from_slice(b"-");
+        push_hex(&mut buffer, &[flags]);
+        let traceparent = 0..buffer.len();
+        let start = buffer.len();
+        push_hex(&mut buffer, b3_trace);
+        let b3_trace_id = start..buffer.len();
+        let start = buffer.len();
+        push_hex(&mut buffer, &self.span_id.0);
+        let b3_span_id = start..buffer.len();
+        let start = buffer.len();
+        if let Some(parent) = self.parent_span_id {
+            push_hex(&mut buffer, &parent.0);
+        }
+        let b3_parent = start..buffer.len();
+        let start = buffer.len();
+        if self.b3_single {
+            push_hex(&mut buffer, b3_trace);
+            buffer.extend_from_slice(b"-");
+            push_hex(&mut buffer, &self.span_id.0);
+            match self.sampling {
+                Sampling::Debug => buffer.extend_from_slice(b"-d"),
+                Sampling::Accept => buffer.extend_from_slice(b"-1"),
+                Sampling::Deny => buffer.extend_from_slice(b"-0"),
+                Sampling::Defer => {}
+            }
+            if let (Some(parent), false) = (self.parent_span_id, self.sampling == Sampling::Defer) {
+                buffer.extend_from_slice(b"-");
+                push_hex(&mut buffer, &parent.0);
+            }
+        }
+        let b3_single = start..buffer.len();
+        let buffer = buffer.freeze();
+        let value = |range: std::ops::Range<usize>| {
+            // Lowercase hex and dashes only: always a valid header value.
+            HeaderValue::from_maybe_shared(buffer.slice(range)).ok()
+        };
+
+        insert(headers, TRACEPARENT, value(traceparent));
         match &self.tracestate {
             Some(state) => {
                 headers.insert(TRACESTATE, state.clone());
@@ -427,48 +466,45 @@ impl SpanContext {
                 headers.remove(TRACESTATE);
             }
         }
-
-        let b3_trace = self.trace_id.to_b3_hex();
-        let b3_span = self.span_id.to_hex();
-        insert(headers, B3_TRACE_ID, &b3_trace);
-        insert(headers, B3_SPAN_ID, &b3_span);
-        match self.parent_span_id {
-            Some(parent) => insert(headers, B3_PARENT_SPAN_ID, &parent.to_hex()),
-            None => {
-                headers.remove(B3_PARENT_SPAN_ID);
-            }
+        insert(headers, B3_TRACE_ID, value(b3_trace_id));
+        insert(headers, B3_SPAN_ID, value(b3_span_id));
+        if self.parent_span_id.is_some() {
+            insert(headers, B3_PARENT_SPAN_ID, value(b3_parent));
+        } else {
+            headers.remove(B3_PARENT_SPAN_ID);
         }
         headers.remove(B3_SAMPLED);
         headers.remove(B3_FLAGS);
         match self.sampling {
             // Debug implies accept: send Flags alone.
-            Sampling::Debug => insert(headers, B3_FLAGS, "1"),
-            Sampling::Accept => insert(headers, B3_SAMPLED, "1"),
-            Sampling::Deny => insert(headers, B3_SAMPLED, "0"),
+            Sampling::Debug => {
+                headers.insert(B3_FLAGS, HeaderValue::from_static("1"));
+            }
+            Sampling::Accept => {
+                headers.insert(B3_SAMPLED, HeaderValue::from_static("1"));
+            }
+            Sampling::Deny => {
+                headers.insert(B3_SAMPLED, HeaderValue::from_static("0"));
+            }
             Sampling::Defer => {}
         }
-
         if self.b3_single {
-            let mut single = format!("{b3_trace}-{b3_span}");
-            match self.sampling {
-                Sampling::Debug => single.push_str("-d"),
-                Sampling::Accept => single.push_str("-1"),
-                Sampling::Deny => single.push_str("-0"),
-                Sampling::Defer => {}
-            }
-            if let (Some(parent), false) = (self.parent_span_id, self.sampling == Sampling::Defer) {
-                single.push('-');
-                single.push_str(&parent.to_hex());
-            }
-            insert(headers, B3_SINGLE, &single);
+            insert(headers, B3_SINGLE, value(b3_single));
         } else {
             headers.remove(B3_SINGLE);
         }
     }
 }
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
+fn push_hex(buffer: &mut BytesMut, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        buffer.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]]);
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: Option<HeaderValue>) {
+    if let Some(value) = value {
         headers.insert(name, value);
     }
 }

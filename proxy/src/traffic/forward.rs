@@ -306,7 +306,7 @@ pub async fn forward(
                 let (mut parts, body) = response.into_parts();
                 // Over mTLS the server's verified SPIFFE identity names the destination.
                 if let Some(peer) = parts.extensions.get::<crate::tls::upstream::UpstreamPeer>() {
-                    exchange.labels.destination.principal = peer.0.to_string();
+                    Arc::make_mut(&mut exchange.labels.destination).principal = peer.0.to_string();
                 }
                 strip_hop_by_hop(&mut parts.headers);
                 exchange.set_outcome(parts.status.as_u16(), base | exhausted);

@@ -33,8 +33,8 @@ use pool::{Limits, Pool};
 /// One endpoint of a cluster at run time.
 pub struct EndpointState {
     pub endpoint: Endpoint,
-    /// The endpoint as a metrics peer (computed once).
-    pub peer: Peer,
+    /// The endpoint as a metrics peer (computed once, shared by every request's labels).
+    pub peer: Arc<Peer>,
     active: AtomicU32,
     pub health: HostHealth,
 }
@@ -80,9 +80,11 @@ impl ClusterState {
             .endpoints
             .iter()
             .map(|endpoint| EndpointState {
-                peer: Peer::from_labels(&endpoint.workload, &endpoint.namespace, |k| {
-                    endpoint.labels.get(k).map(String::as_str)
-                }),
+                peer: Arc::new(Peer::from_labels(
+                    &endpoint.workload,
+                    &endpoint.namespace,
+                    |k| endpoint.labels.get(k).map(String::as_str),
+                )),
                 endpoint: endpoint.clone(),
                 active: AtomicU32::new(0),
                 health: HostHealth::default(),

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The telemetry overhead benchmark (BENCHMARKS.md "## Telemetry overhead", issue 3): max rps
+# through the weft pair (client sidecar outbound -> server sidecar inbound -> upstream) with
+# full telemetry against the same pair with telemetry off, in one run on this machine:
+#   off   sampling 0, no collector (metrics are still recorded on /metrics: they cannot be
+#         turned off, and the graph depends on them)
+#   on    sampling 1.0 (every request: a CLIENT and a SERVER span), spans and metrics exported
+#         over OTLP/gRPC to a real `weft collector` storing them in SQLite (temp dir)
+# Both pairs run at the same time (idle when not measured), one worker thread each (as in
+# bench/proxy/run.sh). The rounds alternate off/on (ROUNDS, default 5) with short closed-loop
+# runs at 64 connections (DURATION, default 5s) after a warm-up, so the machine's load drifts
+# alike over both; the ratio is on/off per round, and the median is the verdict. The
+# collector runs on the same 2 cores: its CPU (decode + SQLite) is part of the cost measured.
+# After each "on" run the script waits until both proxies' span queues are empty so that the
+# collector's backlog does not slow the next "off" run. Spans exported, dropped (queue full)
+# and stored are reported: a drop means the collector could not keep up, never a slow request.
+#
+# Usage: bench/proxy/telemetry.sh   (or bench/proxy/run.sh telemetry)
+#        WEFT=path/to/weft skips the build; OUT (default bench/proxy/telemetry-results.md).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-5}
+OUT=${OUT:-$ROOT/bench/proxy/telemetry-results.md}
+WORK=$(mktemp -d /tmp/weft-telemetry-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export PATH="$HOME/.cargo/bin:/usr/sbin:$PATH"
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light
+fi
+need oha || cargo install oha --locked
+
+if [ -z "${WEFT:-}" ]; then
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}
+  (cd "$ROOT" && cargo build --release --bin weft)
+  WEFT="$CARGO_TARGET_DIR/release/weft"
+fi
+
+UPSTREAM=18700
+OFF_A_OUT=18701; OFF_A_IN=18702; OFF_A_ADMIN=18703
+OFF_B_OUT=18704; OFF_B_IN=18705; OFF_B_ADMIN=18706
+ON_A_OUT=18711; ON_A_IN=18712; ON_A_ADMIN=18713
+ON_B_OUT=18714; ON_B_IN=18715; ON_B_ADMIN=18716
+COLL_HTTP=18720; COLL_GRPC=18721; COLL_OTLP_HTTP=18722
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  echo $! >"$WORK/$name.pid"
+}
+
+wait_port() {
+  for _ in $(seq 1 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2; exit 1
+}
+
+cat >"$WORK/upstream.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/upstream.pid.nginx;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UPSTREAM reuseport backlog=4096;
+    location / { return 200 "ok"; }
+  }
+}
+EOF
+start upstream nginx -c "$WORK/upstream.conf" -e stderr
+
+mkdir -p "$WORK/data"
+start collector "$WEFT" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
+  --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
+  --log warn
+
+service_entry() { # file, endpoint port
+  mkdir -p "$(dirname "$1")"
+  cat >"$1" <<EOF
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: upstream
+  namespace: default
+spec:
+  hosts: [upstream.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  endpoints:
+  - address: 127.0.0.1
+    ports: {http: $2}
+    labels: {app: upstream, version: v1}
+EOF
+}
+service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN
+service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN
+weft_proxy() { # name, workload, config, inbound, outbound, admin, extra args...
+  local name=$1 workload=$2 config=$3 inbound=$4 outbound=$5 admin=$6; shift 6
+  start "$name" "$WEFT" proxy --threads 1 --workload "$workload" \
+    --labels "app=$workload,version=v1" --config "$config" --app "127.0.0.1:$UPSTREAM" \
+    --inbound "127.0.0.1:$inbound" --outbound "127.0.0.1:$outbound" \
+    --admin "127.0.0.1:$admin" --log warn "$@"
+}
+wait_port $COLL_GRPC
+weft_proxy off-a client "$WORK/mesh-off" 18707 $OFF_A_OUT $OFF_A_ADMIN --sampling 0
+weft_proxy off-b upstream "$WORK/mesh-off" $OFF_B_IN $OFF_B_OUT $OFF_B_ADMIN --sampling 0
+COLLECT=(--sampling 1 --collector "http://127.0.0.1:$COLL_GRPC")
+weft_proxy on-a client "$WORK/mesh-on" 18717 $ON_A_OUT $ON_A_ADMIN "${COLLECT[@]}"
+weft_proxy on-b upstream "$WORK/mesh-on" $ON_B_IN $ON_B_OUT $ON_B_ADMIN "${COLLECT[@]}"
+for port in $UPSTREAM $OFF_A_OUT $OFF_B_IN $ON_A_OUT $ON_B_IN $COLL_HTTP; do wait_port $port; done
+sleep 1
+
+metric() { # admin port, metric name (with labels) -> value (0 when absent)
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { v = $2 } END { print v + 0 }'
+}
+queue_depth() { echo $(( $(metric $ON_A_ADMIN weft_proxy_span_queue_depth) + $(metric $ON_B_ADMIN weft_proxy_span_queue_depth) )); }
+cpu_ticks() { # pid -> utime+stime ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+rps_of() { # url -> requests per second (closed loop, 64 connections)
+  local out="$WORK/oha.json"
+  oha --no-tui --output-format json -H "Host: upstream" -z "$DURATION" -c 64 "$1" >"$out"
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; \
+print(round(d['summary']['requestsPerSec']), s.get('200', 0), sum(s.values()))" "$out"
+}
+
+OFF_URL="http://127.0.0.1:$OFF_A_OUT/"
+ON_URL="http://127.0.0.1:$ON_A_OUT/"
+# Warm up both pairs (connections, the collector's first writes).
+oha --no-tui -H "Host: upstream" -z 2s -c 64 "$OFF_URL" >/dev/null
+oha --no-tui -H "Host: upstream" -z 2s -c 64 "$ON_URL" >/dev/null
+for _ in $(seq 1 100); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+COLLECTOR_PID=$(cat "$WORK/collector.pid")
+pair_ticks() { echo $(( $(cpu_ticks "$(cat "$WORK/$1-a.pid")") + $(cpu_ticks "$(cat "$WORK/$1-b.pid")") )); }
+for round in $(seq 1 "$ROUNDS"); do
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  off_before=$(pair_ticks off)
+  read -r off_rps off_ok off_total <<<"$(rps_of "$OFF_URL")"
+  off_cpu=$(( $(pair_ticks off) - off_before ))
+  coll_before=$(cpu_ticks "$COLLECTOR_PID")
+  on_before=$(pair_ticks on)
+  read -r on_rps on_ok on_total <<<"$(rps_of "$ON_URL")"
+  on_cpu=$(( $(pair_ticks on) - on_before ))
+  coll_after=$(cpu_ticks "$COLLECTOR_PID")
+  # Let the collector catch up before the next round.
+  for _ in $(seq 1 150); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
+  coll_drained=$(cpu_ticks "$COLLECTOR_PID")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
+    "$on_rps" "$on_ok/$on_total" "$((coll_after - coll_before))" "$((coll_drained - coll_before))" \
+    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" >>"$RESULTS"
+  echo "round $round: off $off_rps rps, on $on_rps rps (load $load)" >&2
+done
+
+exported=$(( $(metric $ON_A_ADMIN weft_proxy_spans_exported_total) + $(metric $ON_B_ADMIN weft_proxy_spans_exported_total) ))
+dropped=$(( $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') ))
+stored=$(python3 - "$WORK/data/weft.db" <<'EOF'
+import sqlite3, sys
+try:
+    print(sqlite3.connect(sys.argv[1]).execute("select count(*) from spans").fetchone()[0])
+except Exception as error:
+    print(f"? ({error})")
+EOF
+)
+
+python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" <<'EOF'
+import sys, datetime, platform, subprocess, statistics
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+exported, dropped, stored, duration = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                     capture_output=True, text=True).stdout.strip()
+nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+out = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
+       f"{cpu}, {nproc} cores, Linux {platform.release()}; {len(rows)} rounds of {duration} "
+       f"per mode, 64 connections, closed loop.\n",
+       "| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | pair CPU µs/request off → on | collector CPU s during the on run | … until drained |",
+       "|---|---|---|---|---|---|---|---|---|---|"]
+ratios = []
+for r in rows:
+    hz = float(r[8])
+    ratio = float(r[4]) / max(float(r[2]), 1)
+    ratios.append(ratio)
+    total = lambda okt: max(int(okt.split("/")[1]), 1)
+    off_us = int(r[9]) / hz / total(r[3]) * 1e6
+    on_us = int(r[10]) / hz / total(r[5]) * 1e6
+    out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {ratio:.2f} | "
+               f"{off_us:.0f} → {on_us:.0f} | {int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
+median = statistics.median(ratios)
+out.append("")
+out.append(f"Median on/off: **{median:.2f}** (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+           f"target ≥ 0.90: **{'met' if median >= 0.9 else 'missed'}**.")
+out.append(f"Spans: {exported} exported by the two proxies, {dropped} dropped, {stored} stored by the collector.")
+text = "\n".join(out) + "\n"
+open(sys.argv[2], "w").write(text)
+print(text)
+EOF
