@@ -504,3 +504,41 @@ async fn circuit_breaker_counters_return_to_zero_after_cancellations() {
     )
     .await;
 }
+
+/// `maxRequestsPerConnection`: Envoy retires an upstream connection after that many requests
+/// (1 disables keep-alive); unset, one connection serves them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_requests_per_connection_retires_connections() {
+    for (setting, requests, expected_connections) in [
+        (None, 9, 1),
+        (Some(1), 4, 4),
+        (Some(3), 9, 3),
+        (Some(4), 9, 3),
+    ] {
+        let upstream = Upstream::start("a").await;
+        let policy = match setting {
+            Some(n) => {
+                format!("    connectionPool:\n      http: {{maxRequestsPerConnection: {n}}}\n")
+            }
+            None => "    loadBalancer: {simple: ROUND_ROBIN}\n".to_owned(),
+        };
+        let yaml = format!(
+            "{}{}",
+            service("svc", &endpoints(&[(&upstream, &[])])),
+            dr("svc", &policy)
+        );
+        let proxy = TestProxy::start(&yaml).await;
+        // Sequential requests: each connection is idle again before the next one.
+        for _ in 0..requests {
+            let response = proxy.get("svc", "/").await;
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("body");
+        }
+        assert_eq!(upstream.hits(), requests);
+        assert_eq!(
+            upstream.connections(),
+            expected_connections,
+            "maxRequestsPerConnection {setting:?}: {requests} requests"
+        );
+    }
+}

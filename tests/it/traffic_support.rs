@@ -35,6 +35,8 @@ pub struct Seen {
 #[derive(Default)]
 struct Behaviour {
     hits: AtomicU64,
+    /// Connections accepted.
+    connections: AtomicU64,
     /// Share of requests answered with `fail_status`, per million.
     fail_per_million: AtomicU32,
     fail_status: AtomicU32,
@@ -74,6 +76,7 @@ impl Upstream {
                     },
                     _ = stopped.changed() => break,
                 };
+                state.connections.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();
                 let label = label.clone();
                 tokio::spawn(async move {
@@ -121,6 +124,11 @@ impl Upstream {
 
     pub fn hits(&self) -> u64 {
         self.behaviour.hits.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.behaviour.connections.load(Ordering::Relaxed)
     }
 
     pub fn seen(&self) -> Vec<Seen> {

@@ -112,7 +112,8 @@ pub struct MeshIo {
 
 impl Connection for MeshIo {
     fn connected(&self) -> Connected {
-        let mut connected = Connected::new();
+        // The TCP connection's addresses (`HttpInfo`), as for plaintext upstreams.
+        let mut connected = self.inner.inner().get_ref().0.connected();
         if let Some(peer) = &self.peer {
             connected = connected.extra(UpstreamPeer(peer.clone()));
         }

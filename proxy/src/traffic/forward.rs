@@ -459,11 +459,15 @@ async fn send(
     route_deadline: Option<Instant>,
 ) -> TryOutcome {
     let mut request = request;
-    if cluster.pool.limits.max_requests_per_connection == 1 {
+    let per_connection = cluster.pool.limits.max_requests_per_connection;
+    if per_connection == 1 {
         request
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    // maxRequestsPerConnection > 1: the pool learns which connection served the request.
+    let captured = (per_connection > 1)
+        .then(|| hyper_util::client::legacy::connect::capture_connection(&mut request));
     let call = match transport {
         crate::tls::Upstream::Plaintext => cluster.pool.client.request(request),
         crate::tls::Upstream::Mesh(expected) => {
@@ -522,7 +526,12 @@ async fn send(
         None => call.await,
     };
     match result {
-        Ok(response) => TryOutcome::Response(response),
+        Ok(response) => {
+            if let Some(captured) = captured {
+                cluster.pool.served_on(&captured);
+            }
+            TryOutcome::Response(response)
+        }
         Err(error) if error.is_connect() => {
             tracing::debug!(%error, cluster = %cluster.name, "upstream connect failure");
             TryOutcome::ConnectFailure

@@ -4,14 +4,17 @@
 //! so a request holds one while it is active), `http1MaxPendingRequests` bounds requests
 //! waiting for one, `maxRetries` bounds concurrent retries. Past any limit the request fails
 //! at once with 503 `UO`. The upstream client of the cluster carries `connectTimeout` and the
-//! idle timeout.
+//! idle timeout; `maxRequestsPerConnection` retires a connection after that many requests
+//! (hyper-util's `capture_connection` names it, `poison` keeps the pool from reusing it).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{CaptureConnection, HttpConnector, HttpInfo};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use weft_config::model;
@@ -30,7 +33,8 @@ pub struct Limits {
     pub max_pending: u32,
     pub max_requests: u32,
     pub max_retries: u32,
-    /// 0: unlimited. 1 disables keep-alive (`connection: close` upstream).
+    /// 0: unlimited. 1 disables keep-alive (`connection: close` upstream); above 1 a
+    /// connection is retired after serving that many requests (see [`Pool::served_on`]).
     pub max_requests_per_connection: u32,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
@@ -74,7 +78,14 @@ pub struct Pool {
     active: AtomicU32,
     pending: AtomicU32,
     retries: AtomicU32,
+    /// Requests served per upstream connection, keyed by its addresses, while
+    /// `max_requests_per_connection` > 1.
+    served: Mutex<HashMap<(SocketAddr, SocketAddr), u32>>,
 }
+
+/// Connections tracked for `maxRequestsPerConnection` at most; past that the counts start
+/// over (a connection may then serve a few requests more than the limit, never fewer).
+const MAX_TRACKED_CONNECTIONS: usize = 4096;
 
 /// Held while a request is active (until its response body ends).
 pub struct Admission {
@@ -109,6 +120,39 @@ impl Pool {
             active: AtomicU32::new(0),
             pending: AtomicU32::new(0),
             retries: AtomicU32::new(0),
+            served: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request served on the connection `captured` names, and retires the connection
+    /// (the pool will not reuse it; it closes once its in-flight requests end) when it has
+    /// served `max_requests_per_connection` requests, as Envoy's `max_requests_per_connection`.
+    pub fn served_on(&self, captured: &CaptureConnection) {
+        let metadata = captured.connection_metadata();
+        let Some(connected) = metadata.as_ref() else {
+            return;
+        };
+        let mut extras = http::Extensions::new();
+        connected.get_extras(&mut extras);
+        let Some(info) = extras.get::<HttpInfo>() else {
+            return;
+        };
+        let key = (info.local_addr(), info.remote_addr());
+        let retire = {
+            let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+            if served.len() >= MAX_TRACKED_CONNECTIONS && !served.contains_key(&key) {
+                served.clear();
+            }
+            let count = served.entry(key).or_insert(0);
+            *count += 1;
+            let retire = *count >= self.limits.max_requests_per_connection;
+            if retire {
+                served.remove(&key);
+            }
+            retire
+        };
+        if retire {
+            connected.poison();
         }
     }
 
