@@ -1033,8 +1033,10 @@ async fn weft_collector_auth_flag_reads_a_bearer_token_file() {
     let data = tempfile::tempdir().expect("temp dir");
     let token_file = data.path().join("token");
     std::fs::write(&token_file, "t0ken-from-file\n").expect("token file");
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
+    let db = format!("sqlite://{}", data.path().join("weft.db").display());
+    let auth = format!("bearer-file:{}", token_file.display());
+    let (mut collector, url) = crate::security_cli::start(
+        &[
             "collector",
             "--http",
             "127.0.0.1:0",
@@ -1044,33 +1046,13 @@ async fn weft_collector_auth_flag_reads_a_bearer_token_file() {
             "127.0.0.1:0",
             "--no-zipkin",
             "--db",
-        ])
-        .arg(format!(
-            "sqlite://{}",
-            data.path().join("weft.db").display()
-        ))
-        .arg("--auth")
-        .arg(format!("bearer-file:{}", token_file.display()))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start weft collector");
-    let stdout = collector.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(patience(), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("dashboard: ") {
-                return Some(url.to_string());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("a `dashboard: URL` line");
+            &db,
+            "--auth",
+            &auth,
+        ],
+        "dashboard: ",
+    )
+    .await;
     let without = client().get(&url).send().await.expect("get");
     assert_eq!(without.status(), 401);
     assert_eq!(
