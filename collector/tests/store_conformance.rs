@@ -152,6 +152,7 @@ async fn conformance(store: &dyn Store) {
     services_and_operations(store).await;
     trace_search(store).await;
     trace_summaries_and_order(store).await;
+    operation_search(store).await;
     metric_windows(store).await;
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
@@ -620,6 +621,222 @@ async fn trace_summaries_and_order(store: &dyn Store) {
     .await;
 }
 
+/// Searches by operation (with and without service) read the per-trace
+/// (service, operation) rows: the service and the operation must be those
+/// of one span; order, offset and total as for every search; spans of one
+/// trace arriving in several batches and re-sent spans keep them exact.
+async fn operation_search(store: &dyn Store) {
+    let at = |seconds: i64| T0 + 500 * SECOND + seconds * SECOND;
+    // 150: web "GET /" → stock-api "GET /price" (long).
+    // 151: web "GET /" → web "render" ×2 (long).
+    // 153: web "GET /x" → stock-api "GET /": "GET /" only on stock-api.
+    store
+        .write_spans(&[
+            span(150, 1, None, "web", "GET /", at(0), 5 * SECOND),
+            span(150, 2, Some(1), "stock-api", "GET /price", at(1), SECOND),
+            span(151, 1, None, "web", "GET /", at(10), 5 * SECOND),
+            span(151, 2, Some(1), "web", "render", at(11), SECOND),
+            span(151, 3, Some(1), "web", "render", at(12), SECOND),
+            span(153, 1, None, "web", "GET /x", at(20), SECOND),
+            span(153, 2, Some(1), "stock-api", "GET /", at(21), SECOND / 2),
+        ])
+        .await
+        .unwrap();
+    // 154: the child first, alone.
+    let child = span(
+        154,
+        2,
+        Some(1),
+        "stock-api",
+        "GET /price",
+        at(31),
+        SECOND / 2,
+    );
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
+    let window = trace_query(at(0), at(100));
+    let by = |service: Option<&str>, operation: &str| TraceQuery {
+        service: service.map(str::to_owned),
+        operation: Some(operation.to_owned()),
+        ..window.clone()
+    };
+    let check = |query: TraceQuery, expected: Vec<TraceId>, total: u64| async move {
+        let found = store.find_traces(&query).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{query:?}");
+        assert_eq!(found.total, total, "{query:?}");
+        let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
+        assert_eq!(ids, expected, "summaries in the order of the ids");
+    };
+    check(
+        TraceQuery {
+            start_unix_nano: at(30),
+            ..by(Some("stock-api"), "GET /price")
+        },
+        vec![trace_id(154)],
+        1,
+    )
+    .await;
+    // Then the root, earlier, and the child again under another name: the
+    // trace starts earlier, the re-sent span changes nothing.
+    let renamed = Span {
+        operation: "renamed".to_owned(),
+        ..child
+    };
+    store
+        .write_spans(&[span(154, 1, None, "web", "GET /", at(25), SECOND), renamed])
+        .await
+        .unwrap();
+    check(
+        TraceQuery {
+            start_unix_nano: at(30),
+            ..by(Some("stock-api"), "GET /price")
+        },
+        vec![],
+        0,
+    )
+    .await;
+    check(by(Some("stock-api"), "renamed"), vec![], 0).await;
+    let found = store
+        .find_traces(&TraceQuery {
+            start_unix_nano: at(25),
+            end_unix_nano: at(25),
+            ..by(Some("stock-api"), "GET /price")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.summaries,
+        vec![TraceSummary {
+            trace_id: trace_id(154),
+            start_unix_nano: at(25),
+            duration_nano: 6 * SECOND + SECOND / 2,
+            span_count: 2,
+            error_count: 0,
+            root_service: Some("web".to_owned()),
+            root_operation: Some("GET /".to_owned()),
+            services: vec![("stock-api".to_owned(), 1), ("web".to_owned(), 1)],
+        }]
+    );
+    assert_eq!(found.total, 1);
+
+    // Service and operation of one span: 153 has "GET /" on stock-api only.
+    check(
+        by(Some("web"), "GET /"),
+        vec![trace_id(154), trace_id(151), trace_id(150)],
+        3,
+    )
+    .await;
+    check(by(Some("stock-api"), "GET /"), vec![trace_id(153)], 1).await;
+    check(
+        by(Some("stock-api"), "GET /price"),
+        vec![trace_id(154), trace_id(150)],
+        2,
+    )
+    .await;
+    check(by(Some("web"), "GET /price"), vec![], 0).await;
+    check(by(Some("nope"), "GET /"), vec![], 0).await;
+    // Order, offset and limit; total stays the true total.
+    check(
+        TraceQuery {
+            limit: 1,
+            offset: 1,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            limit: 2,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            offset: 5,
+            ..by(Some("web"), "GET /")
+        },
+        vec![],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            order: TraceOrder::Oldest,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(150), trace_id(151), trace_id(154)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            order: TraceOrder::MostSpans,
+            limit: 2,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151), trace_id(154)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            min_trace_duration_nano: Some(4 * SECOND),
+            max_trace_duration_nano: Some(5 * SECOND),
+            limit: 1,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151)],
+        2,
+    )
+    .await;
+    check(
+        TraceQuery {
+            start_unix_nano: at(10),
+            end_unix_nano: at(25),
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151)],
+        2,
+    )
+    .await;
+    // Operation without service: any service's span.
+    check(
+        by(None, "GET /"),
+        vec![trace_id(154), trace_id(153), trace_id(151), trace_id(150)],
+        4,
+    )
+    .await;
+    check(
+        TraceQuery {
+            limit: 2,
+            offset: 1,
+            ..by(None, "GET /")
+        },
+        vec![trace_id(153), trace_id(151)],
+        4,
+    )
+    .await;
+    check(by(None, "render"), vec![trace_id(151)], 1).await;
+    check(by(None, "nope"), vec![], 0).await;
+    // With a span-only filter the spans decide, with the same answers.
+    check(
+        TraceQuery {
+            min_duration_nano: Some(SECOND),
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151), trace_id(150)],
+        3,
+    )
+    .await;
+}
+
 async fn metric_windows(store: &dyn Store) {
     let a = [("edge", "a")];
     let b = [("edge", "b")];
@@ -800,6 +1017,23 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(by_service.trace_ids, vec![trace_id(200)]);
+    // The per-trace operations follow the deletes too.
+    let operation = |service: Option<&str>, operation: &str| TraceQuery {
+        service: service.map(str::to_owned),
+        operation: Some(operation.to_owned()),
+        ..old_window.clone()
+    };
+    for (service, name, expected) in [
+        (Some("old-web"), "GET /", vec![]),
+        (None, "GET /", vec![]),
+        (Some("old-web"), "render", vec![trace_id(200)]),
+        (Some("old-db"), "query", vec![trace_id(200)]),
+        (None, "query", vec![trace_id(200)]),
+    ] {
+        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{service:?} {name}");
+        assert_eq!(found.total, expected.len() as u64, "{service:?} {name}");
+    }
     let cutoff = old + 100;
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 2);
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 1);
@@ -810,11 +1044,15 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     let by_service = store
         .find_traces(&TraceQuery {
             service: Some("old-db".to_owned()),
-            ..old_window
+            ..old_window.clone()
         })
         .await
         .unwrap();
     assert_eq!((by_service.trace_ids.len(), by_service.total), (0, 0));
+    for (service, name) in [(Some("old-db"), "query"), (None, "render")] {
+        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        assert_eq!((found.trace_ids.len(), found.total), (0, 0), "{name}");
+    }
     store.prune_span_catalog().await.unwrap();
     assert_eq!(
         store.services().await.unwrap(),

@@ -94,14 +94,25 @@ const UPSERT_TRACE_SERVICES: &str = "INSERT INTO trace_services AS s (trace_id, 
      SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int4[], $4::int8[]) \
      ON CONFLICT (trace_id, service_name) DO UPDATE SET \
      span_count = s.span_count + EXCLUDED.span_count, trace_start = EXCLUDED.trace_start";
-/// Traces whose start moved earlier: rows of services the batch did not
-/// touch still carry the old start.
-const UPDATE_TRACE_STARTS: &str = "UPDATE trace_services s SET trace_start = u.start \
+const UPSERT_TRACE_OPERATIONS: &str = "INSERT INTO trace_operations AS o (trace_id, \
+     service_name, operation, trace_start) \
+     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::int8[]) \
+     ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+     trace_start = EXCLUDED.trace_start WHERE o.trace_start <> EXCLUDED.trace_start";
+/// Traces whose start moved earlier: rows of services and operations the
+/// batch did not touch still carry the old start.
+const UPDATE_TRACE_STARTS: [&str; 2] = [
+    "UPDATE trace_services s SET trace_start = u.start \
      FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
-     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start";
+     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start",
+    "UPDATE trace_operations o SET trace_start = u.start \
+     FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
+     WHERE o.trace_id = u.trace_id AND o.trace_start <> u.start",
+];
 /// Recomputes the summaries of the traces `$1` from their remaining spans.
-const REFRESH_SUMMARIES: [&str; 5] = [
+const REFRESH_SUMMARIES: [&str; 7] = [
     "DELETE FROM trace_services WHERE trace_id = ANY ($1)",
+    "DELETE FROM trace_operations WHERE trace_id = ANY ($1)",
     "DELETE FROM trace_summaries WHERE trace_id = ANY ($1)",
     "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
      span_count, error_count) \
@@ -117,6 +128,10 @@ const REFRESH_SUMMARIES: [&str; 5] = [
      SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
      FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
      WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name",
+    "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
+     SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
+     FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+     WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name, s.operation",
 ];
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
@@ -194,7 +209,8 @@ const INSERT_SPANS_UNNEST: &str = "INSERT INTO spans (trace_id, span_id, parent_
      attributes, events, links, resource, scope) \
      ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
 
-/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+/// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
+/// `trace_operations`.
 async fn write_summaries(
     tx: &mut sqlx::PgConnection,
     deltas: &[TraceDelta<'_>],
@@ -238,6 +254,10 @@ async fn write_summaries(
     let mut service_names = Vec::new();
     let mut service_counts = Vec::new();
     let mut service_starts = Vec::new();
+    let mut operation_ids = Vec::new();
+    let mut operation_services = Vec::new();
+    let mut operation_names = Vec::new();
+    let mut operation_starts = Vec::new();
     let mut moved_ids = Vec::new();
     let mut moved_starts = Vec::new();
     for (delta, id) in deltas.iter().zip(&ids) {
@@ -251,6 +271,12 @@ async fn write_summaries(
             service_counts.push(*spans);
             service_starts.push(start);
         }
+        for (service, operation) in &delta.operations {
+            operation_ids.push(id.clone());
+            operation_services.push(*service);
+            operation_names.push(*operation);
+            operation_starts.push(start);
+        }
         if count > delta.span_count {
             moved_ids.push(id.clone());
             moved_starts.push(start);
@@ -263,12 +289,21 @@ async fn write_summaries(
         .bind(service_starts)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(UPSERT_TRACE_OPERATIONS)
+        .bind(operation_ids)
+        .bind(operation_services)
+        .bind(operation_names)
+        .bind(operation_starts)
+        .execute(&mut *tx)
+        .await?;
     if !moved_ids.is_empty() {
-        sqlx::query(UPDATE_TRACE_STARTS)
-            .bind(moved_ids)
-            .bind(moved_starts)
-            .execute(&mut *tx)
-            .await?;
+        for sql in UPDATE_TRACE_STARTS {
+            sqlx::query(sql)
+                .bind(&moved_ids)
+                .bind(&moved_starts)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -302,15 +337,20 @@ fn push_search_filters(
 ) {
     if plan.by_service {
         // Counting needs the summaries only for trace-duration bounds.
+        let table = plan.service_table();
         if count && !plan.trace_durations {
-            builder.push(" FROM trace_services s WHERE s.service_name = ");
+            builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
         } else {
-            builder.push(
-                " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-                 WHERE s.service_name = ",
-            );
+            builder.push(format_args!(
+                " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                 WHERE s.service_name = "
+            ));
         }
         builder.push_bind(query.service.clone());
+        if plan.by_operation {
+            builder.push(" AND s.operation = ");
+            builder.push_bind(query.operation.clone());
+        }
         builder.push(" AND s.trace_start >= ");
         builder.push_bind(query.start_unix_nano);
         builder.push(" AND s.trace_start <= ");
@@ -328,6 +368,22 @@ fn push_search_filters(
     if let Some(max) = query.max_trace_duration_nano {
         builder.push(" AND t.duration_nano <= ");
         builder.push_bind(max);
+    }
+    if plan.operation_only {
+        // The index ranges of the services that have the operation (the
+        // catalog may list more: their ranges are empty).
+        builder.push(
+            " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+             WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+        );
+        builder.push_bind(query.operation.clone());
+        builder.push(") AND o.operation = ");
+        builder.push_bind(query.operation.clone());
+        builder.push(" AND o.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND o.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+        builder.push(")");
     }
     if plan.span_filter {
         // A trace's spans start at or after the trace: the window's start

@@ -98,10 +98,19 @@ static UPSERT_TRACE_SERVICES: Batched = Batched::new(
      span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
     [128, 16, 1],
 );
-/// A trace whose start moved earlier: the rows of services the batch did
-/// not touch still carry the old start.
-const UPDATE_TRACE_START: &str =
-    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2";
+static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
+    "INSERT INTO trace_operations AS o (trace_id, service_name, operation, trace_start) VALUES ",
+    "(?, ?, ?, ?)",
+    " ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+     trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
+    [128, 16, 1],
+);
+/// A trace whose start moved earlier: the rows of services and operations
+/// the batch did not touch still carry the old start.
+const UPDATE_TRACE_START: [&str; 2] = [
+    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
+    "UPDATE trace_operations SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
+];
 /// Trace ids per statement when recomputing summaries after a delete.
 const REFRESH_CHUNK: usize = 500;
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
@@ -174,7 +183,8 @@ impl Batched {
     }
 }
 
-/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+/// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
+/// `trace_operations`.
 async fn write_summaries(
     tx: &mut sqlx::SqliteConnection,
     deltas: &[TraceDelta<'_>],
@@ -224,15 +234,40 @@ async fn write_summaries(
         }
         query.execute(&mut *tx).await?;
     }
+    let mut rows: Vec<(&TraceDelta<'_>, &str, &str, i64)> = Vec::new();
+    for delta in deltas {
+        let start = merged
+            .get(delta.trace_id.0.as_slice())
+            .map_or(delta.start_unix_nano, |(start, _)| *start);
+        for (service, operation) in &delta.operations {
+            rows.push((delta, *service, *operation, start));
+        }
+    }
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(UPSERT_TRACE_OPERATIONS.size_for(rest.len()));
+        rest = tail;
+        let mut query = sqlx::query(UPSERT_TRACE_OPERATIONS.sql(chunk.len()));
+        for (delta, service, operation, start) in chunk {
+            query = query
+                .bind(delta.trace_id.0.to_vec())
+                .bind(*service)
+                .bind(*operation)
+                .bind(*start);
+        }
+        query.execute(&mut *tx).await?;
+    }
     for delta in deltas {
         if let Some(&(start, count)) = merged.get(delta.trace_id.0.as_slice())
             && count > i64::from(delta.span_count)
         {
-            sqlx::query(UPDATE_TRACE_START)
-                .bind(delta.trace_id.0.to_vec())
-                .bind(start)
-                .execute(&mut *tx)
-                .await?;
+            for sql in UPDATE_TRACE_START {
+                sqlx::query(sql)
+                    .bind(delta.trace_id.0.to_vec())
+                    .bind(start)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
     }
     Ok(())
@@ -244,8 +279,9 @@ async fn refresh_summaries(
     tx: &mut sqlx::SqliteConnection,
     trace_ids: &[Vec<u8>],
 ) -> Result<(), StoreError> {
-    const STATEMENTS: [&str; 5] = [
+    const STATEMENTS: [&str; 7] = [
         "DELETE FROM trace_services WHERE trace_id IN (",
+        "DELETE FROM trace_operations WHERE trace_id IN (",
         "DELETE FROM trace_summaries WHERE trace_id IN (",
         "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
          span_count, error_count) \
@@ -259,13 +295,18 @@ async fn refresh_summaries(
         "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
          SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
          FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
+        "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
+         SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
+         FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
     ];
-    const TAILS: [&str; 5] = [
+    const TAILS: [&str; 7] = [
+        ")",
         ")",
         ")",
         ") GROUP BY trace_id",
         ")",
         ") GROUP BY s.trace_id, s.service_name",
+        ") GROUP BY s.trace_id, s.service_name, s.operation",
     ];
     for chunk in trace_ids.chunks(REFRESH_CHUNK) {
         for (head, tail) in STATEMENTS.iter().zip(TAILS) {
@@ -397,15 +438,20 @@ fn push_search_filters(
 ) {
     if plan.by_service {
         // Counting needs the summaries only for trace-duration bounds.
+        let table = plan.service_table();
         if count && !plan.trace_durations {
-            builder.push(" FROM trace_services s WHERE s.service_name = ");
+            builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
         } else {
-            builder.push(
-                " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-                 WHERE s.service_name = ",
-            );
+            builder.push(format_args!(
+                " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                 WHERE s.service_name = "
+            ));
         }
         builder.push_bind(query.service.clone());
+        if plan.by_operation {
+            builder.push(" AND s.operation = ");
+            builder.push_bind(query.operation.clone());
+        }
         builder.push(" AND s.trace_start >= ");
         builder.push_bind(query.start_unix_nano);
         builder.push(" AND s.trace_start <= ");
@@ -423,6 +469,22 @@ fn push_search_filters(
     if let Some(max) = query.max_trace_duration_nano {
         builder.push(" AND t.duration_nano <= ");
         builder.push_bind(max);
+    }
+    if plan.operation_only {
+        // The index ranges of the services that have the operation (the
+        // catalog may list more: their ranges are empty).
+        builder.push(
+            " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+             WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+        );
+        builder.push_bind(query.operation.clone());
+        builder.push(") AND o.operation = ");
+        builder.push_bind(query.operation.clone());
+        builder.push(" AND o.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND o.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+        builder.push(")");
     }
     if plan.span_filter {
         // A trace's spans start at or after the trace: the window's start
