@@ -156,6 +156,7 @@ async fn conformance(store: &dyn Store) {
     metric_windows(store).await;
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
+    dependency_links(store).await;
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -981,7 +982,15 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         }],
         "INTERNAL children do not make links"
     );
-    assert_eq!(store.dependencies(old + 5, old + 10).await.unwrap(), vec![]);
+    // Minutes: the window of the next minute holds nothing.
+    let next_minute = (old / (60 * SECOND) + 1) * 60 * SECOND;
+    assert_eq!(
+        store
+            .dependencies(next_minute, next_minute + 59 * SECOND)
+            .await
+            .unwrap(),
+        vec![]
+    );
 
     let old_window = trace_query(old - 1, old + 10);
     let found = store.find_traces(&old_window).await.unwrap();
@@ -1061,6 +1070,132 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     assert_eq!(
         store.remote_services("old-web").await.unwrap(),
         Vec::<String>::new()
+    );
+}
+
+/// Links counted at ingest: parent and child in any order and batch,
+/// re-sent spans, concurrent writers, minutes, and the retention deletes.
+/// Old spans (after the retention test) that it deletes again.
+async fn dependency_links(store: &dyn Store) {
+    let minute = 60 * SECOND;
+    // A minute boundary, two hours after the retention test's spans.
+    let base = ((T0 - 365 * 24 * 3600 * SECOND) / minute + 120) * minute;
+    let link = |parent: &str, child: &str, calls: u64, errors: u64| store::DependencyLink {
+        parent: parent.to_owned(),
+        child: child.to_owned(),
+        call_count: calls,
+        error_count: errors,
+    };
+    let first_minute = || store.dependencies(base, base + 59 * SECOND);
+    let parent = span(210, 1, None, "dep-a", "call", base, 10);
+    let mut child = span(210, 2, Some(1), "dep-b", "serve", base + SECOND, 5);
+    child.status_code = StatusCode::Error;
+    // The child first: no parent stored, no link.
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
+    assert_eq!(first_minute().await.unwrap(), vec![]);
+    // Then the parent, with the child again: one call, one error.
+    store
+        .write_spans(&[parent.clone(), child.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 1, 1)]
+    );
+    store.write_spans(&[child, parent]).await.unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 1, 1)],
+        "re-sent spans count nothing"
+    );
+    // Parent and child in one batch (and in 212, a child that starts before
+    // its parent); an INTERNAL child and a child in its parent's service
+    // make no link; a child in the next minute.
+    let mut internal = span(210, 3, Some(1), "dep-c", "local", base + 2 * SECOND, 1);
+    internal.kind = SpanKind::Internal;
+    store
+        .write_spans(&[
+            span(211, 1, None, "dep-a", "call", base + 3 * SECOND, 10),
+            span(211, 2, Some(1), "dep-b", "serve", base + 4 * SECOND, 5),
+            span(212, 1, None, "dep-a", "call", base + 30 * SECOND, 10),
+            span(212, 2, Some(1), "dep-b", "serve", base + 20 * SECOND, 5),
+            internal,
+            span(210, 4, Some(2), "dep-b", "inner", base + 5 * SECOND, 1),
+            span(210, 5, Some(2), "dep-c", "query", base + 61 * SECOND, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1)]
+    );
+    assert_eq!(
+        store
+            .dependencies(base + 60 * SECOND, base + 60 * SECOND)
+            .await
+            .unwrap(),
+        vec![link("dep-b", "dep-c", 1, 0)]
+    );
+    assert_eq!(
+        store
+            .dependencies(base + 59 * SECOND, base + 60 * SECOND)
+            .await
+            .unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1), link("dep-b", "dep-c", 1, 0)],
+        "every minute the window overlaps"
+    );
+    // Parents and children of 8 traces written concurrently.
+    let writes = (0..8u8).flat_map(|n| {
+        let parent = span(220 + n, 1, None, "dep-a", "call", base + 10 * SECOND, 10);
+        let child = span(220 + n, 2, Some(1), "dep-c", "serve", base + 11 * SECOND, 5);
+        [parent, child]
+            .map(|span| async move { store.write_spans(std::slice::from_ref(&span)).await })
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.unwrap();
+    }
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1), link("dep-a", "dep-c", 8, 0)]
+    );
+    // Retention: the oldest span is trace 210's parent; its link goes.
+    assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 2, 0), link("dep-a", "dep-c", 8, 0)]
+    );
+    // Everything before base + 25 s: 212's child goes before its parent,
+    // and 210's child in the next minute loses its parent.
+    while store
+        .delete_spans_before(base + 25 * SECOND, 3)
+        .await
+        .unwrap()
+        == 3
+    {}
+    assert_eq!(
+        store.dependencies(base, base + 120 * SECOND).await.unwrap(),
+        vec![]
+    );
+    while store
+        .delete_spans_before(base + 120 * SECOND, 3)
+        .await
+        .unwrap()
+        == 3
+    {}
+    assert_eq!(
+        store
+            .get_traces(&[trace_id(210), trace_id(212)])
+            .await
+            .unwrap(),
+        vec![]
+    );
+    store.prune_span_catalog().await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
     );
 }
 

@@ -2,7 +2,7 @@
 //! serializes writers anyway; one connection avoids busy retries inside the
 //! process) and a small pool of readers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::links::{LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, link_span, links_touching, minute};
 use super::row::{
     PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
@@ -62,16 +63,20 @@ const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
      WHERE service_name = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY operation, kind";
 const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
      WHERE service_name = ?1 ORDER BY remote_service";
-const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_name AS child, \
-     COUNT(*) AS calls, SUM(CASE WHEN c.status_code = 2 THEN 1 ELSE 0 END) AS errors \
-     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
-     WHERE c.start_unix_nano >= ?1 AND c.start_unix_nano <= ?2 \
-     AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
-     GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
+const SELECT_DEPENDENCIES: &str = "SELECT parent, child, SUM(calls) AS calls, \
+     SUM(errors) AS errors FROM dependency_links WHERE minute >= ?1 AND minute <= ?2 \
+     GROUP BY parent, child HAVING SUM(calls) > 0 ORDER BY parent, child";
+const UPSERT_LINK: &str = "INSERT INTO dependency_links AS l (minute, parent, child, calls, \
+     errors) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, parent, child) DO UPDATE SET \
+     calls = l.calls + excluded.calls, errors = l.errors + excluded.errors";
+const DELETE_EMPTY_LINK: &str = "DELETE FROM dependency_links \
+     WHERE minute = ?1 AND parent = ?2 AND child = ?3 AND calls <= 0";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id";
+     WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id, span_id, parent_span_id, service_name, \
+     kind, status_code, start_unix_nano";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id";
+     ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id, span_id, parent_span_id, service_name, \
+     kind, status_code, start_unix_nano";
 
 /// Merges a batch's share of trace summaries into the stored ones.
 static UPSERT_SUMMARIES: Batched = Batched::new(
@@ -322,8 +327,59 @@ async fn refresh_summaries(
     Ok(())
 }
 
-/// Deletes spans with `sql` (which returns their trace ids) and refreshes
-/// the summaries of their traces, in one transaction.
+/// The link columns of every stored span of `trace_ids`.
+async fn link_spans(
+    tx: &mut sqlx::SqliteConnection,
+    trace_ids: &[&[u8]],
+) -> Result<Vec<LinkSpan>, StoreError> {
+    let mut spans = Vec::new();
+    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+        let mut builder = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {LINK_SPAN_COLUMNS} FROM spans WHERE trace_id IN ("
+        ));
+        let mut separated = builder.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.to_vec());
+        }
+        builder.push(")");
+        for row in builder.build().fetch_all(&mut *tx).await? {
+            spans.push(link_span!(row, i64));
+        }
+    }
+    Ok(spans)
+}
+
+/// Adds `changes` to `dependency_links`, dropping rows left without calls.
+async fn apply_link_changes(
+    tx: &mut sqlx::SqliteConnection,
+    changes: &LinkChanges,
+) -> Result<(), StoreError> {
+    for ((minute, parent, child), (calls, errors)) in changes {
+        if *calls == 0 && *errors == 0 {
+            continue;
+        }
+        sqlx::query(UPSERT_LINK)
+            .bind(minute)
+            .bind(parent)
+            .bind(child)
+            .bind(calls)
+            .bind(errors)
+            .execute(&mut *tx)
+            .await?;
+        if *calls < 0 {
+            sqlx::query(DELETE_EMPTY_LINK)
+                .bind(minute)
+                .bind(parent)
+                .bind(child)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes spans with `sql` (which returns their link columns) and
+/// refreshes the summaries and links of their traces, in one transaction.
 async fn delete_spans(
     writer: &SqlitePool,
     sql: &'static str,
@@ -336,13 +392,27 @@ async fn delete_spans(
     }
     let rows = query.fetch_all(&mut *tx).await?;
     let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let mut trace_ids = Vec::with_capacity(rows.len());
+    let mut gone = Vec::with_capacity(rows.len());
     for row in rows {
-        trace_ids.push(row.try_get::<Vec<u8>, _>(0)?);
+        gone.push(link_span!(row, i64));
     }
+    let mut trace_ids: Vec<Vec<u8>> = gone.iter().map(|span| span.trace_id.clone()).collect();
     trace_ids.sort_unstable();
     trace_ids.dedup();
     refresh_summaries(&mut tx, &trace_ids).await?;
+    // The pairs that lose a span: among the deleted and remaining spans.
+    let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
+    let remaining = link_spans(&mut tx, &ids).await?;
+    let gone_count = gone.len();
+    let mut all = gone;
+    all.extend(remaining);
+    let changed: HashSet<(&[u8], &[u8])> = all[..gone_count]
+        .iter()
+        .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+        .collect();
+    let mut changes = LinkChanges::new();
+    links_touching(&all, &changed, -1, &mut changes);
+    apply_link_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -629,6 +699,26 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
+        // The links the inserted spans complete, with the spans stored before.
+        let mut trace_ids: Vec<&[u8]> = inserted
+            .iter()
+            .map(|&index| spans[index].trace_id.0.as_slice())
+            .collect();
+        trace_ids.sort_unstable();
+        trace_ids.dedup();
+        let stored = link_spans(&mut tx, &trace_ids).await?;
+        let changed: HashSet<(&[u8], &[u8])> = inserted
+            .iter()
+            .map(|&index| {
+                (
+                    spans[index].trace_id.0.as_slice(),
+                    spans[index].span_id.0.as_slice(),
+                )
+            })
+            .collect();
+        let mut changes = LinkChanges::new();
+        links_touching(&stored, &changed, 1, &mut changes);
+        apply_link_changes(&mut tx, &changes).await?;
         let deltas = summary::trace_deltas(inserted.iter().map(|&index| &spans[index]));
         write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
@@ -845,8 +935,8 @@ impl Store for SqliteStore {
         end_unix_nano: i64,
     ) -> Result<Vec<DependencyLink>, StoreError> {
         let rows = sqlx::query(SELECT_DEPENDENCIES)
-            .bind(start_unix_nano)
-            .bind(end_unix_nano)
+            .bind(minute(start_unix_nano))
+            .bind(minute(end_unix_nano))
             .fetch_all(&self.readers)
             .await?;
         let mut links = Vec::with_capacity(rows.len());
