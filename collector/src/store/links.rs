@@ -103,13 +103,19 @@ pub(crate) fn links_touching(
     }
 }
 
-/// The advisory-lock key of a trace (its first 8 bytes).
+/// The advisory-lock key of a trace: its two halves XORed (trace ids are
+/// not always random: some generators fix one half).
 pub(crate) fn lock_key(trace_id: &[u8]) -> i64 {
-    let mut bytes = [0u8; 8];
+    let mut bytes = [0u8; 16];
     for (to, from) in bytes.iter_mut().zip(trace_id) {
         *to = *from;
     }
-    i64::from_be_bytes(bytes)
+    let half = |range: std::ops::Range<usize>| {
+        let mut half = [0u8; 8];
+        half.copy_from_slice(&bytes[range]);
+        i64::from_be_bytes(half)
+    };
+    half(0..8) ^ half(8..16)
 }
 
 #[cfg(test)]
@@ -169,6 +175,13 @@ mod tests {
             .collect()
         );
         assert_eq!(minute(-1), -1);
-        assert_eq!(lock_key(&[0, 0, 0, 0, 0, 0, 1, 2, 9]), 258);
+        assert_eq!(
+            lock_key(&[0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 9]),
+            267
+        );
+        assert_ne!(
+            lock_key(&[[7; 8], [1; 8]].concat()),
+            lock_key(&[[7; 8], [2; 8]].concat())
+        );
     }
 }
