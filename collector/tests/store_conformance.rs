@@ -152,9 +152,11 @@ async fn conformance(store: &dyn Store) {
     services_and_operations(store).await;
     trace_search(store).await;
     trace_summaries_and_order(store).await;
+    operation_search(store).await;
     metric_windows(store).await;
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
+    dependency_links(store).await;
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -620,6 +622,222 @@ async fn trace_summaries_and_order(store: &dyn Store) {
     .await;
 }
 
+/// Searches by operation (with and without service) read the per-trace
+/// (service, operation) rows: the service and the operation must be those
+/// of one span; order, offset and total as for every search; spans of one
+/// trace arriving in several batches and re-sent spans keep them exact.
+async fn operation_search(store: &dyn Store) {
+    let at = |seconds: i64| T0 + 500 * SECOND + seconds * SECOND;
+    // 150: web "GET /" → stock-api "GET /price" (long).
+    // 151: web "GET /" → web "render" ×2 (long).
+    // 153: web "GET /x" → stock-api "GET /": "GET /" only on stock-api.
+    store
+        .write_spans(&[
+            span(150, 1, None, "web", "GET /", at(0), 5 * SECOND),
+            span(150, 2, Some(1), "stock-api", "GET /price", at(1), SECOND),
+            span(151, 1, None, "web", "GET /", at(10), 5 * SECOND),
+            span(151, 2, Some(1), "web", "render", at(11), SECOND),
+            span(151, 3, Some(1), "web", "render", at(12), SECOND),
+            span(153, 1, None, "web", "GET /x", at(20), SECOND),
+            span(153, 2, Some(1), "stock-api", "GET /", at(21), SECOND / 2),
+        ])
+        .await
+        .unwrap();
+    // 154: the child first, alone.
+    let child = span(
+        154,
+        2,
+        Some(1),
+        "stock-api",
+        "GET /price",
+        at(31),
+        SECOND / 2,
+    );
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
+    let window = trace_query(at(0), at(100));
+    let by = |service: Option<&str>, operation: &str| TraceQuery {
+        service: service.map(str::to_owned),
+        operation: Some(operation.to_owned()),
+        ..window.clone()
+    };
+    let check = |query: TraceQuery, expected: Vec<TraceId>, total: u64| async move {
+        let found = store.find_traces(&query).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{query:?}");
+        assert_eq!(found.total, total, "{query:?}");
+        let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
+        assert_eq!(ids, expected, "summaries in the order of the ids");
+    };
+    check(
+        TraceQuery {
+            start_unix_nano: at(30),
+            ..by(Some("stock-api"), "GET /price")
+        },
+        vec![trace_id(154)],
+        1,
+    )
+    .await;
+    // Then the root, earlier, and the child again under another name: the
+    // trace starts earlier, the re-sent span changes nothing.
+    let renamed = Span {
+        operation: "renamed".to_owned(),
+        ..child
+    };
+    store
+        .write_spans(&[span(154, 1, None, "web", "GET /", at(25), SECOND), renamed])
+        .await
+        .unwrap();
+    check(
+        TraceQuery {
+            start_unix_nano: at(30),
+            ..by(Some("stock-api"), "GET /price")
+        },
+        vec![],
+        0,
+    )
+    .await;
+    check(by(Some("stock-api"), "renamed"), vec![], 0).await;
+    let found = store
+        .find_traces(&TraceQuery {
+            start_unix_nano: at(25),
+            end_unix_nano: at(25),
+            ..by(Some("stock-api"), "GET /price")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.summaries,
+        vec![TraceSummary {
+            trace_id: trace_id(154),
+            start_unix_nano: at(25),
+            duration_nano: 6 * SECOND + SECOND / 2,
+            span_count: 2,
+            error_count: 0,
+            root_service: Some("web".to_owned()),
+            root_operation: Some("GET /".to_owned()),
+            services: vec![("stock-api".to_owned(), 1), ("web".to_owned(), 1)],
+        }]
+    );
+    assert_eq!(found.total, 1);
+
+    // Service and operation of one span: 153 has "GET /" on stock-api only.
+    check(
+        by(Some("web"), "GET /"),
+        vec![trace_id(154), trace_id(151), trace_id(150)],
+        3,
+    )
+    .await;
+    check(by(Some("stock-api"), "GET /"), vec![trace_id(153)], 1).await;
+    check(
+        by(Some("stock-api"), "GET /price"),
+        vec![trace_id(154), trace_id(150)],
+        2,
+    )
+    .await;
+    check(by(Some("web"), "GET /price"), vec![], 0).await;
+    check(by(Some("nope"), "GET /"), vec![], 0).await;
+    // Order, offset and limit; total stays the true total.
+    check(
+        TraceQuery {
+            limit: 1,
+            offset: 1,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            limit: 2,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            offset: 5,
+            ..by(Some("web"), "GET /")
+        },
+        vec![],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            order: TraceOrder::Oldest,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(150), trace_id(151), trace_id(154)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            order: TraceOrder::MostSpans,
+            limit: 2,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151), trace_id(154)],
+        3,
+    )
+    .await;
+    check(
+        TraceQuery {
+            min_trace_duration_nano: Some(4 * SECOND),
+            max_trace_duration_nano: Some(5 * SECOND),
+            limit: 1,
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(151)],
+        2,
+    )
+    .await;
+    check(
+        TraceQuery {
+            start_unix_nano: at(10),
+            end_unix_nano: at(25),
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151)],
+        2,
+    )
+    .await;
+    // Operation without service: any service's span.
+    check(
+        by(None, "GET /"),
+        vec![trace_id(154), trace_id(153), trace_id(151), trace_id(150)],
+        4,
+    )
+    .await;
+    check(
+        TraceQuery {
+            limit: 2,
+            offset: 1,
+            ..by(None, "GET /")
+        },
+        vec![trace_id(153), trace_id(151)],
+        4,
+    )
+    .await;
+    check(by(None, "render"), vec![trace_id(151)], 1).await;
+    check(by(None, "nope"), vec![], 0).await;
+    // With a span-only filter the spans decide, with the same answers.
+    check(
+        TraceQuery {
+            min_duration_nano: Some(SECOND),
+            ..by(Some("web"), "GET /")
+        },
+        vec![trace_id(154), trace_id(151), trace_id(150)],
+        3,
+    )
+    .await;
+}
+
 async fn metric_windows(store: &dyn Store) {
     let a = [("edge", "a")];
     let b = [("edge", "b")];
@@ -764,7 +982,15 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         }],
         "INTERNAL children do not make links"
     );
-    assert_eq!(store.dependencies(old + 5, old + 10).await.unwrap(), vec![]);
+    // Minutes: the window of the next minute holds nothing.
+    let next_minute = (old / (60 * SECOND) + 1) * 60 * SECOND;
+    assert_eq!(
+        store
+            .dependencies(next_minute, next_minute + 59 * SECOND)
+            .await
+            .unwrap(),
+        vec![]
+    );
 
     let old_window = trace_query(old - 1, old + 10);
     let found = store.find_traces(&old_window).await.unwrap();
@@ -800,6 +1026,23 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(by_service.trace_ids, vec![trace_id(200)]);
+    // The per-trace operations follow the deletes too.
+    let operation = |service: Option<&str>, operation: &str| TraceQuery {
+        service: service.map(str::to_owned),
+        operation: Some(operation.to_owned()),
+        ..old_window.clone()
+    };
+    for (service, name, expected) in [
+        (Some("old-web"), "GET /", vec![]),
+        (None, "GET /", vec![]),
+        (Some("old-web"), "render", vec![trace_id(200)]),
+        (Some("old-db"), "query", vec![trace_id(200)]),
+        (None, "query", vec![trace_id(200)]),
+    ] {
+        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        assert_eq!(found.trace_ids, expected, "{service:?} {name}");
+        assert_eq!(found.total, expected.len() as u64, "{service:?} {name}");
+    }
     let cutoff = old + 100;
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 2);
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 1);
@@ -810,11 +1053,15 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     let by_service = store
         .find_traces(&TraceQuery {
             service: Some("old-db".to_owned()),
-            ..old_window
+            ..old_window.clone()
         })
         .await
         .unwrap();
     assert_eq!((by_service.trace_ids.len(), by_service.total), (0, 0));
+    for (service, name) in [(Some("old-db"), "query"), (None, "render")] {
+        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        assert_eq!((found.trace_ids.len(), found.total), (0, 0), "{name}");
+    }
     store.prune_span_catalog().await.unwrap();
     assert_eq!(
         store.services().await.unwrap(),
@@ -823,6 +1070,132 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     assert_eq!(
         store.remote_services("old-web").await.unwrap(),
         Vec::<String>::new()
+    );
+}
+
+/// Links counted at ingest: parent and child in any order and batch,
+/// re-sent spans, concurrent writers, minutes, and the retention deletes.
+/// Old spans (after the retention test) that it deletes again.
+async fn dependency_links(store: &dyn Store) {
+    let minute = 60 * SECOND;
+    // A minute boundary, two hours after the retention test's spans.
+    let base = ((T0 - 365 * 24 * 3600 * SECOND) / minute + 120) * minute;
+    let link = |parent: &str, child: &str, calls: u64, errors: u64| store::DependencyLink {
+        parent: parent.to_owned(),
+        child: child.to_owned(),
+        call_count: calls,
+        error_count: errors,
+    };
+    let first_minute = || store.dependencies(base, base + 59 * SECOND);
+    let parent = span(210, 1, None, "dep-a", "call", base, 10);
+    let mut child = span(210, 2, Some(1), "dep-b", "serve", base + SECOND, 5);
+    child.status_code = StatusCode::Error;
+    // The child first: no parent stored, no link.
+    store
+        .write_spans(std::slice::from_ref(&child))
+        .await
+        .unwrap();
+    assert_eq!(first_minute().await.unwrap(), vec![]);
+    // Then the parent, with the child again: one call, one error.
+    store
+        .write_spans(&[parent.clone(), child.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 1, 1)]
+    );
+    store.write_spans(&[child, parent]).await.unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 1, 1)],
+        "re-sent spans count nothing"
+    );
+    // Parent and child in one batch (and in 212, a child that starts before
+    // its parent); an INTERNAL child and a child in its parent's service
+    // make no link; a child in the next minute.
+    let mut internal = span(210, 3, Some(1), "dep-c", "local", base + 2 * SECOND, 1);
+    internal.kind = SpanKind::Internal;
+    store
+        .write_spans(&[
+            span(211, 1, None, "dep-a", "call", base + 3 * SECOND, 10),
+            span(211, 2, Some(1), "dep-b", "serve", base + 4 * SECOND, 5),
+            span(212, 1, None, "dep-a", "call", base + 30 * SECOND, 10),
+            span(212, 2, Some(1), "dep-b", "serve", base + 20 * SECOND, 5),
+            internal,
+            span(210, 4, Some(2), "dep-b", "inner", base + 5 * SECOND, 1),
+            span(210, 5, Some(2), "dep-c", "query", base + 61 * SECOND, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1)]
+    );
+    assert_eq!(
+        store
+            .dependencies(base + 60 * SECOND, base + 60 * SECOND)
+            .await
+            .unwrap(),
+        vec![link("dep-b", "dep-c", 1, 0)]
+    );
+    assert_eq!(
+        store
+            .dependencies(base + 59 * SECOND, base + 60 * SECOND)
+            .await
+            .unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1), link("dep-b", "dep-c", 1, 0)],
+        "every minute the window overlaps"
+    );
+    // Parents and children of 8 traces written concurrently.
+    let writes = (0..8u8).flat_map(|n| {
+        let parent = span(220 + n, 1, None, "dep-a", "call", base + 10 * SECOND, 10);
+        let child = span(220 + n, 2, Some(1), "dep-c", "serve", base + 11 * SECOND, 5);
+        [parent, child]
+            .map(|span| async move { store.write_spans(std::slice::from_ref(&span)).await })
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.unwrap();
+    }
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 3, 1), link("dep-a", "dep-c", 8, 0)]
+    );
+    // Retention: the oldest span is trace 210's parent; its link goes.
+    assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    assert_eq!(
+        first_minute().await.unwrap(),
+        vec![link("dep-a", "dep-b", 2, 0), link("dep-a", "dep-c", 8, 0)]
+    );
+    // Everything before base + 25 s: 212's child goes before its parent,
+    // and 210's child in the next minute loses its parent.
+    while store
+        .delete_spans_before(base + 25 * SECOND, 3)
+        .await
+        .unwrap()
+        == 3
+    {}
+    assert_eq!(
+        store.dependencies(base, base + 120 * SECOND).await.unwrap(),
+        vec![]
+    );
+    while store
+        .delete_spans_before(base + 120 * SECOND, 3)
+        .await
+        .unwrap()
+        == 3
+    {}
+    assert_eq!(
+        store
+            .get_traces(&[trace_id(210), trace_id(212)])
+            .await
+            .unwrap(),
+        vec![]
+    );
+    store.prune_span_catalog().await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
     );
 }
 

@@ -6,6 +6,7 @@
 //! and is embedded into the binary by `build.rs`.
 
 mod catalog;
+mod links;
 pub mod metrics;
 mod migrate;
 mod model;
@@ -131,11 +132,16 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     /// sorted (Zipkin's remote services).
     async fn remote_services(&self, service: &str) -> Result<Vec<String>, StoreError>;
 
-    /// Service-to-service links of spans that start inside the window
-    /// (inclusive bounds): a child span that is not INTERNAL and whose parent
-    /// span belongs to another service counts one call from the parent's
-    /// service to the child's.
-    /// Sorted by `(parent, child)`.
+    /// Service-to-service links of spans that start inside the window, in
+    /// whole minutes: a child span that is not INTERNAL and whose stored
+    /// parent span belongs to another service counts one call from the
+    /// parent's service to the child's (and one error if the child's status
+    /// is ERROR) in the UTC minute of the child's start; the window selects
+    /// every minute it overlaps (inclusive bounds). The counts MUST reflect
+    /// every pair of stored spans, whatever the order and batching in which
+    /// parent and child arrived (also from concurrent writers), and MUST
+    /// follow the retention deletes.
+    /// Sorted by `(parent, child)`; links without calls are left out.
     async fn dependencies(
         &self,
         start_unix_nano: i64,

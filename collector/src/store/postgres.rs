@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use super::links::{LinkChanges, LinkSpan, link_span, links_touching, lock_key, minute};
 use super::row::{
     PointColumns, SpanRow, from_json, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
@@ -61,16 +62,29 @@ const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
      WHERE service_name = $1 AND ($2::integer IS NULL OR kind = $2) ORDER BY operation, kind";
 const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
      WHERE service_name = $1 ORDER BY remote_service";
-const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_name AS child, \
-     COUNT(*) AS calls, SUM(CASE WHEN c.status_code = 2 THEN 1 ELSE 0 END)::bigint AS errors \
-     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
-     WHERE c.start_unix_nano >= $1 AND c.start_unix_nano <= $2 \
-     AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
-     GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
+const SELECT_DEPENDENCIES: &str = "SELECT parent, child, SUM(calls)::bigint AS calls, \
+     SUM(errors)::bigint AS errors FROM dependency_links WHERE minute >= $1 AND minute <= $2 \
+     GROUP BY parent, child HAVING SUM(calls) > 0 ORDER BY parent, child";
+/// Adds link changes (sorted by key: concurrent writers lock rows in one order).
+const UPSERT_LINKS: &str = "INSERT INTO dependency_links AS l (minute, parent, child, calls, \
+     errors) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
+     ON CONFLICT (minute, parent, child) DO UPDATE SET \
+     calls = l.calls + EXCLUDED.calls, errors = l.errors + EXCLUDED.errors";
+const DELETE_EMPTY_LINKS: &str = "DELETE FROM dependency_links l \
+     USING UNNEST($1::int8[], $2::text[], $3::text[]) AS u(minute, parent, child) \
+     WHERE l.minute = u.minute AND l.parent = u.parent AND l.child = u.child AND l.calls <= 0";
+/// Serializes the writes and deletes of the same traces across
+/// transactions (and collector replicas), keys sorted.
+const LOCK_TRACES: &str = "SELECT pg_advisory_xact_lock(k) FROM \
+     (SELECT DISTINCT k FROM UNNEST($1::int8[]) AS u(k) ORDER BY k) AS keys";
+const SELECT_LINK_SPANS: &str = "SELECT trace_id, span_id, parent_span_id, service_name, kind, \
+     status_code, start_unix_nano FROM spans WHERE trace_id = ANY ($1)";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
-     FROM spans WHERE start_unix_nano < $1 LIMIT $2)) RETURNING trace_id";
+     FROM spans WHERE start_unix_nano < $1 LIMIT $2)) RETURNING trace_id, span_id, parent_span_id, \
+     service_name, kind, status_code, start_unix_nano";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
-     FROM spans ORDER BY start_unix_nano LIMIT $1)) RETURNING trace_id";
+     FROM spans ORDER BY start_unix_nano LIMIT $1)) RETURNING trace_id, span_id, parent_span_id, \
+     service_name, kind, status_code, start_unix_nano";
 
 /// Merges a batch's share of trace summaries into the stored ones (one row
 /// per trace, sorted by trace id: concurrent writers lock in one order).
@@ -94,14 +108,25 @@ const UPSERT_TRACE_SERVICES: &str = "INSERT INTO trace_services AS s (trace_id, 
      SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int4[], $4::int8[]) \
      ON CONFLICT (trace_id, service_name) DO UPDATE SET \
      span_count = s.span_count + EXCLUDED.span_count, trace_start = EXCLUDED.trace_start";
-/// Traces whose start moved earlier: rows of services the batch did not
-/// touch still carry the old start.
-const UPDATE_TRACE_STARTS: &str = "UPDATE trace_services s SET trace_start = u.start \
+const UPSERT_TRACE_OPERATIONS: &str = "INSERT INTO trace_operations AS o (trace_id, \
+     service_name, operation, trace_start) \
+     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::int8[]) \
+     ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+     trace_start = EXCLUDED.trace_start WHERE o.trace_start <> EXCLUDED.trace_start";
+/// Traces whose start moved earlier: rows of services and operations the
+/// batch did not touch still carry the old start.
+const UPDATE_TRACE_STARTS: [&str; 2] = [
+    "UPDATE trace_services s SET trace_start = u.start \
      FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
-     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start";
+     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start",
+    "UPDATE trace_operations o SET trace_start = u.start \
+     FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
+     WHERE o.trace_id = u.trace_id AND o.trace_start <> u.start",
+];
 /// Recomputes the summaries of the traces `$1` from their remaining spans.
-const REFRESH_SUMMARIES: [&str; 5] = [
+const REFRESH_SUMMARIES: [&str; 7] = [
     "DELETE FROM trace_services WHERE trace_id = ANY ($1)",
+    "DELETE FROM trace_operations WHERE trace_id = ANY ($1)",
     "DELETE FROM trace_summaries WHERE trace_id = ANY ($1)",
     "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
      span_count, error_count) \
@@ -117,6 +142,10 @@ const REFRESH_SUMMARIES: [&str; 5] = [
      SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
      FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
      WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name",
+    "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
+     SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
+     FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+     WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name, s.operation",
 ];
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
@@ -194,7 +223,8 @@ const INSERT_SPANS_UNNEST: &str = "INSERT INTO spans (trace_id, span_id, parent_
      attributes, events, links, resource, scope) \
      ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
 
-/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+/// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
+/// `trace_operations`.
 async fn write_summaries(
     tx: &mut sqlx::PgConnection,
     deltas: &[TraceDelta<'_>],
@@ -238,6 +268,10 @@ async fn write_summaries(
     let mut service_names = Vec::new();
     let mut service_counts = Vec::new();
     let mut service_starts = Vec::new();
+    let mut operation_ids = Vec::new();
+    let mut operation_services = Vec::new();
+    let mut operation_names = Vec::new();
+    let mut operation_starts = Vec::new();
     let mut moved_ids = Vec::new();
     let mut moved_starts = Vec::new();
     for (delta, id) in deltas.iter().zip(&ids) {
@@ -251,6 +285,12 @@ async fn write_summaries(
             service_counts.push(*spans);
             service_starts.push(start);
         }
+        for (service, operation) in &delta.operations {
+            operation_ids.push(id.clone());
+            operation_services.push(*service);
+            operation_names.push(*operation);
+            operation_starts.push(start);
+        }
         if count > delta.span_count {
             moved_ids.push(id.clone());
             moved_starts.push(start);
@@ -263,12 +303,21 @@ async fn write_summaries(
         .bind(service_starts)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(UPSERT_TRACE_OPERATIONS)
+        .bind(operation_ids)
+        .bind(operation_services)
+        .bind(operation_names)
+        .bind(operation_starts)
+        .execute(&mut *tx)
+        .await?;
     if !moved_ids.is_empty() {
-        sqlx::query(UPDATE_TRACE_STARTS)
-            .bind(moved_ids)
-            .bind(moved_starts)
-            .execute(&mut *tx)
-            .await?;
+        for sql in UPDATE_TRACE_STARTS {
+            sqlx::query(sql)
+                .bind(&moved_ids)
+                .bind(&moved_starts)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -302,15 +351,20 @@ fn push_search_filters(
 ) {
     if plan.by_service {
         // Counting needs the summaries only for trace-duration bounds.
+        let table = plan.service_table();
         if count && !plan.trace_durations {
-            builder.push(" FROM trace_services s WHERE s.service_name = ");
+            builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
         } else {
-            builder.push(
-                " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-                 WHERE s.service_name = ",
-            );
+            builder.push(format_args!(
+                " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                 WHERE s.service_name = "
+            ));
         }
         builder.push_bind(query.service.clone());
+        if plan.by_operation {
+            builder.push(" AND s.operation = ");
+            builder.push_bind(query.operation.clone());
+        }
         builder.push(" AND s.trace_start >= ");
         builder.push_bind(query.start_unix_nano);
         builder.push(" AND s.trace_start <= ");
@@ -328,6 +382,22 @@ fn push_search_filters(
     if let Some(max) = query.max_trace_duration_nano {
         builder.push(" AND t.duration_nano <= ");
         builder.push_bind(max);
+    }
+    if plan.operation_only {
+        // The index ranges of the services that have the operation (the
+        // catalog may list more: their ranges are empty).
+        builder.push(
+            " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+             WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+        );
+        builder.push_bind(query.operation.clone());
+        builder.push(") AND o.operation = ");
+        builder.push_bind(query.operation.clone());
+        builder.push(" AND o.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND o.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+        builder.push(")");
     }
     if plan.span_filter {
         // A trace's spans start at or after the trace: the window's start
@@ -369,8 +439,85 @@ fn push_span_filters(builder: &mut QueryBuilder<Postgres>, query: &TraceQuery) {
     }
 }
 
-/// Deletes spans with `query` (which returns their trace ids) and refreshes
-/// the summaries of their traces, in one transaction.
+/// Takes the advisory locks of `trace_ids` (see [`LOCK_TRACES`]).
+async fn lock_traces(tx: &mut sqlx::PgConnection, trace_ids: &[&[u8]]) -> Result<(), StoreError> {
+    let keys: Vec<i64> = trace_ids.iter().map(|id| lock_key(id)).collect();
+    sqlx::query(LOCK_TRACES)
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The link columns of every stored span of `trace_ids`.
+async fn link_spans(
+    tx: &mut sqlx::PgConnection,
+    trace_ids: &[&[u8]],
+) -> Result<Vec<LinkSpan>, StoreError> {
+    let ids: Vec<&[u8]> = trace_ids.to_vec();
+    let mut spans = Vec::new();
+    for row in sqlx::query(SELECT_LINK_SPANS)
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        spans.push(link_span!(row, i32));
+    }
+    Ok(spans)
+}
+
+/// Adds `changes` to `dependency_links`, dropping rows left without calls.
+async fn apply_link_changes(
+    tx: &mut sqlx::PgConnection,
+    changes: &LinkChanges,
+) -> Result<(), StoreError> {
+    let changes: Vec<_> = changes
+        .iter()
+        .filter(|(_, (calls, errors))| *calls != 0 || *errors != 0)
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let minutes: Vec<i64> = changes.iter().map(|((minute, _, _), _)| *minute).collect();
+    let parents: Vec<&str> = changes
+        .iter()
+        .map(|((_, parent, _), _)| parent.as_str())
+        .collect();
+    let children: Vec<&str> = changes
+        .iter()
+        .map(|((_, _, child), _)| child.as_str())
+        .collect();
+    sqlx::query(UPSERT_LINKS)
+        .bind(&minutes)
+        .bind(&parents)
+        .bind(&children)
+        .bind(
+            changes
+                .iter()
+                .map(|(_, (calls, _))| *calls)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changes
+                .iter()
+                .map(|(_, (_, errors))| *errors)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    if changes.iter().any(|(_, (calls, _))| *calls < 0) {
+        sqlx::query(DELETE_EMPTY_LINKS)
+            .bind(&minutes)
+            .bind(&parents)
+            .bind(&children)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes spans with `query` (which returns their link columns) and
+/// refreshes the summaries and links of their traces, in one transaction.
 async fn delete_spans(
     pool: &PgPool,
     query: sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>,
@@ -378,16 +525,33 @@ async fn delete_spans(
     let mut tx = pool.begin().await?;
     let rows = query.fetch_all(&mut *tx).await?;
     let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let mut trace_ids = Vec::with_capacity(rows.len());
+    let mut gone = Vec::with_capacity(rows.len());
     for row in rows {
-        trace_ids.push(row.try_get::<Vec<u8>, _>(0)?);
+        gone.push(link_span!(row, i32));
     }
+    let mut trace_ids: Vec<Vec<u8>> = gone.iter().map(|span| span.trace_id.clone()).collect();
     trace_ids.sort_unstable();
     trace_ids.dedup();
     if !trace_ids.is_empty() {
         for sql in REFRESH_SUMMARIES {
             sqlx::query(sql).bind(&trace_ids).execute(&mut *tx).await?;
         }
+        // The pairs that lose a span, among the deleted and remaining spans
+        // (after the writers of these traces, which may have counted a pair
+        // with a span deleted here, committed).
+        let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
+        lock_traces(&mut tx, &ids).await?;
+        let remaining = link_spans(&mut tx, &ids).await?;
+        let gone_count = gone.len();
+        let mut all = gone;
+        all.extend(remaining);
+        let changed: HashSet<(&[u8], &[u8])> = all[..gone_count]
+            .iter()
+            .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+            .collect();
+        let mut changes = LinkChanges::new();
+        links_touching(&all, &changed, -1, &mut changes);
+        apply_link_changes(&mut tx, &changes).await?;
     }
     tx.commit().await?;
     Ok(deleted)
@@ -420,6 +584,15 @@ impl Store for PostgresStore {
             columns.push(row);
         }
         let mut tx = self.pool.begin().await?;
+        // Writers of the same traces one after the other: the later one sees
+        // the spans of the earlier one and counts the links they complete.
+        let mut trace_ids: Vec<&[u8]> = spans
+            .iter()
+            .map(|span| span.trace_id.0.as_slice())
+            .collect();
+        trace_ids.sort_unstable();
+        trace_ids.dedup();
+        lock_traces(&mut tx, &trace_ids).await?;
         let returned = sqlx::query(INSERT_SPANS_UNNEST)
             .bind(columns.trace_id)
             .bind(columns.span_id)
@@ -485,8 +658,19 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The links the inserted spans complete, with the spans stored before.
+        let stored = link_spans(&mut tx, &trace_ids).await?;
+        let changed: HashSet<(&[u8], &[u8])> = inserted
+            .iter()
+            .map(|span| (span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
+            .collect();
+        let mut changes = LinkChanges::new();
+        links_touching(&stored, &changed, 1, &mut changes);
         let deltas = summary::trace_deltas(inserted.into_iter());
         write_summaries(&mut tx, &deltas).await?;
+        // Last: the hottest rows (a few links per minute) stay locked the
+        // shortest.
+        apply_link_changes(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -703,8 +887,8 @@ impl Store for PostgresStore {
         end_unix_nano: i64,
     ) -> Result<Vec<DependencyLink>, StoreError> {
         let rows = sqlx::query(SELECT_DEPENDENCIES)
-            .bind(start_unix_nano)
-            .bind(end_unix_nano)
+            .bind(minute(start_unix_nano))
+            .bind(minute(end_unix_nano))
             .fetch_all(&self.pool)
             .await?;
         let mut links = Vec::with_capacity(rows.len());

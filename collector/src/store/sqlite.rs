@@ -2,7 +2,7 @@
 //! serializes writers anyway; one connection avoids busy retries inside the
 //! process) and a small pool of readers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::links::{LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, link_span, links_touching, minute};
 use super::row::{
     PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
@@ -62,16 +63,20 @@ const SELECT_OPERATION_KINDS: &str = "SELECT operation, kind FROM operations \
      WHERE service_name = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY operation, kind";
 const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services \
      WHERE service_name = ?1 ORDER BY remote_service";
-const SELECT_DEPENDENCIES: &str = "SELECT p.service_name AS parent, c.service_name AS child, \
-     COUNT(*) AS calls, SUM(CASE WHEN c.status_code = 2 THEN 1 ELSE 0 END) AS errors \
-     FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id \
-     WHERE c.start_unix_nano >= ?1 AND c.start_unix_nano <= ?2 \
-     AND c.parent_span_id IS NOT NULL AND p.service_name <> c.service_name AND c.kind <> 1 \
-     GROUP BY p.service_name, c.service_name ORDER BY p.service_name, c.service_name";
+const SELECT_DEPENDENCIES: &str = "SELECT parent, child, SUM(calls) AS calls, \
+     SUM(errors) AS errors FROM dependency_links WHERE minute >= ?1 AND minute <= ?2 \
+     GROUP BY parent, child HAVING SUM(calls) > 0 ORDER BY parent, child";
+const UPSERT_LINK: &str = "INSERT INTO dependency_links AS l (minute, parent, child, calls, \
+     errors) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, parent, child) DO UPDATE SET \
+     calls = l.calls + excluded.calls, errors = l.errors + excluded.errors";
+const DELETE_EMPTY_LINK: &str = "DELETE FROM dependency_links \
+     WHERE minute = ?1 AND parent = ?2 AND child = ?3 AND calls <= 0";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id";
+     WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id, span_id, parent_span_id, service_name, \
+     kind, status_code, start_unix_nano";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
-     ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id";
+     ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id, span_id, parent_span_id, service_name, \
+     kind, status_code, start_unix_nano";
 
 /// Merges a batch's share of trace summaries into the stored ones.
 static UPSERT_SUMMARIES: Batched = Batched::new(
@@ -98,10 +103,19 @@ static UPSERT_TRACE_SERVICES: Batched = Batched::new(
      span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
     [128, 16, 1],
 );
-/// A trace whose start moved earlier: the rows of services the batch did
-/// not touch still carry the old start.
-const UPDATE_TRACE_START: &str =
-    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2";
+static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
+    "INSERT INTO trace_operations AS o (trace_id, service_name, operation, trace_start) VALUES ",
+    "(?, ?, ?, ?)",
+    " ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+     trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
+    [128, 16, 1],
+);
+/// A trace whose start moved earlier: the rows of services and operations
+/// the batch did not touch still carry the old start.
+const UPDATE_TRACE_START: [&str; 2] = [
+    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
+    "UPDATE trace_operations SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
+];
 /// Trace ids per statement when recomputing summaries after a delete.
 const REFRESH_CHUNK: usize = 500;
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
@@ -174,7 +188,8 @@ impl Batched {
     }
 }
 
-/// Merges the deltas of a batch into `trace_summaries` and `trace_services`.
+/// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
+/// `trace_operations`.
 async fn write_summaries(
     tx: &mut sqlx::SqliteConnection,
     deltas: &[TraceDelta<'_>],
@@ -224,15 +239,40 @@ async fn write_summaries(
         }
         query.execute(&mut *tx).await?;
     }
+    let mut rows: Vec<(&TraceDelta<'_>, &str, &str, i64)> = Vec::new();
+    for delta in deltas {
+        let start = merged
+            .get(delta.trace_id.0.as_slice())
+            .map_or(delta.start_unix_nano, |(start, _)| *start);
+        for (service, operation) in &delta.operations {
+            rows.push((delta, *service, *operation, start));
+        }
+    }
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(UPSERT_TRACE_OPERATIONS.size_for(rest.len()));
+        rest = tail;
+        let mut query = sqlx::query(UPSERT_TRACE_OPERATIONS.sql(chunk.len()));
+        for (delta, service, operation, start) in chunk {
+            query = query
+                .bind(delta.trace_id.0.to_vec())
+                .bind(*service)
+                .bind(*operation)
+                .bind(*start);
+        }
+        query.execute(&mut *tx).await?;
+    }
     for delta in deltas {
         if let Some(&(start, count)) = merged.get(delta.trace_id.0.as_slice())
             && count > i64::from(delta.span_count)
         {
-            sqlx::query(UPDATE_TRACE_START)
-                .bind(delta.trace_id.0.to_vec())
-                .bind(start)
-                .execute(&mut *tx)
-                .await?;
+            for sql in UPDATE_TRACE_START {
+                sqlx::query(sql)
+                    .bind(delta.trace_id.0.to_vec())
+                    .bind(start)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
     }
     Ok(())
@@ -244,8 +284,9 @@ async fn refresh_summaries(
     tx: &mut sqlx::SqliteConnection,
     trace_ids: &[Vec<u8>],
 ) -> Result<(), StoreError> {
-    const STATEMENTS: [&str; 5] = [
+    const STATEMENTS: [&str; 7] = [
         "DELETE FROM trace_services WHERE trace_id IN (",
+        "DELETE FROM trace_operations WHERE trace_id IN (",
         "DELETE FROM trace_summaries WHERE trace_id IN (",
         "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
          span_count, error_count) \
@@ -259,13 +300,18 @@ async fn refresh_summaries(
         "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
          SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
          FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
+        "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
+         SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
+         FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
     ];
-    const TAILS: [&str; 5] = [
+    const TAILS: [&str; 7] = [
+        ")",
         ")",
         ")",
         ") GROUP BY trace_id",
         ")",
         ") GROUP BY s.trace_id, s.service_name",
+        ") GROUP BY s.trace_id, s.service_name, s.operation",
     ];
     for chunk in trace_ids.chunks(REFRESH_CHUNK) {
         for (head, tail) in STATEMENTS.iter().zip(TAILS) {
@@ -281,8 +327,59 @@ async fn refresh_summaries(
     Ok(())
 }
 
-/// Deletes spans with `sql` (which returns their trace ids) and refreshes
-/// the summaries of their traces, in one transaction.
+/// The link columns of every stored span of `trace_ids`.
+async fn link_spans(
+    tx: &mut sqlx::SqliteConnection,
+    trace_ids: &[&[u8]],
+) -> Result<Vec<LinkSpan>, StoreError> {
+    let mut spans = Vec::new();
+    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+        let mut builder = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {LINK_SPAN_COLUMNS} FROM spans WHERE trace_id IN ("
+        ));
+        let mut separated = builder.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.to_vec());
+        }
+        builder.push(")");
+        for row in builder.build().fetch_all(&mut *tx).await? {
+            spans.push(link_span!(row, i64));
+        }
+    }
+    Ok(spans)
+}
+
+/// Adds `changes` to `dependency_links`, dropping rows left without calls.
+async fn apply_link_changes(
+    tx: &mut sqlx::SqliteConnection,
+    changes: &LinkChanges,
+) -> Result<(), StoreError> {
+    for ((minute, parent, child), (calls, errors)) in changes {
+        if *calls == 0 && *errors == 0 {
+            continue;
+        }
+        sqlx::query(UPSERT_LINK)
+            .bind(minute)
+            .bind(parent)
+            .bind(child)
+            .bind(calls)
+            .bind(errors)
+            .execute(&mut *tx)
+            .await?;
+        if *calls < 0 {
+            sqlx::query(DELETE_EMPTY_LINK)
+                .bind(minute)
+                .bind(parent)
+                .bind(child)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes spans with `sql` (which returns their link columns) and
+/// refreshes the summaries and links of their traces, in one transaction.
 async fn delete_spans(
     writer: &SqlitePool,
     sql: &'static str,
@@ -295,13 +392,27 @@ async fn delete_spans(
     }
     let rows = query.fetch_all(&mut *tx).await?;
     let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let mut trace_ids = Vec::with_capacity(rows.len());
+    let mut gone = Vec::with_capacity(rows.len());
     for row in rows {
-        trace_ids.push(row.try_get::<Vec<u8>, _>(0)?);
+        gone.push(link_span!(row, i64));
     }
+    let mut trace_ids: Vec<Vec<u8>> = gone.iter().map(|span| span.trace_id.clone()).collect();
     trace_ids.sort_unstable();
     trace_ids.dedup();
     refresh_summaries(&mut tx, &trace_ids).await?;
+    // The pairs that lose a span: among the deleted and remaining spans.
+    let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
+    let remaining = link_spans(&mut tx, &ids).await?;
+    let gone_count = gone.len();
+    let mut all = gone;
+    all.extend(remaining);
+    let changed: HashSet<(&[u8], &[u8])> = all[..gone_count]
+        .iter()
+        .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+        .collect();
+    let mut changes = LinkChanges::new();
+    links_touching(&all, &changed, -1, &mut changes);
+    apply_link_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -397,15 +508,20 @@ fn push_search_filters(
 ) {
     if plan.by_service {
         // Counting needs the summaries only for trace-duration bounds.
+        let table = plan.service_table();
         if count && !plan.trace_durations {
-            builder.push(" FROM trace_services s WHERE s.service_name = ");
+            builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
         } else {
-            builder.push(
-                " FROM trace_services s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-                 WHERE s.service_name = ",
-            );
+            builder.push(format_args!(
+                " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                 WHERE s.service_name = "
+            ));
         }
         builder.push_bind(query.service.clone());
+        if plan.by_operation {
+            builder.push(" AND s.operation = ");
+            builder.push_bind(query.operation.clone());
+        }
         builder.push(" AND s.trace_start >= ");
         builder.push_bind(query.start_unix_nano);
         builder.push(" AND s.trace_start <= ");
@@ -423,6 +539,22 @@ fn push_search_filters(
     if let Some(max) = query.max_trace_duration_nano {
         builder.push(" AND t.duration_nano <= ");
         builder.push_bind(max);
+    }
+    if plan.operation_only {
+        // The index ranges of the services that have the operation (the
+        // catalog may list more: their ranges are empty).
+        builder.push(
+            " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+             WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+        );
+        builder.push_bind(query.operation.clone());
+        builder.push(") AND o.operation = ");
+        builder.push_bind(query.operation.clone());
+        builder.push(" AND o.trace_start >= ");
+        builder.push_bind(query.start_unix_nano);
+        builder.push(" AND o.trace_start <= ");
+        builder.push_bind(query.end_unix_nano);
+        builder.push(")");
     }
     if plan.span_filter {
         // A trace's spans start at or after the trace: the window's start
@@ -567,6 +699,26 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
+        // The links the inserted spans complete, with the spans stored before.
+        let mut trace_ids: Vec<&[u8]> = inserted
+            .iter()
+            .map(|&index| spans[index].trace_id.0.as_slice())
+            .collect();
+        trace_ids.sort_unstable();
+        trace_ids.dedup();
+        let stored = link_spans(&mut tx, &trace_ids).await?;
+        let changed: HashSet<(&[u8], &[u8])> = inserted
+            .iter()
+            .map(|&index| {
+                (
+                    spans[index].trace_id.0.as_slice(),
+                    spans[index].span_id.0.as_slice(),
+                )
+            })
+            .collect();
+        let mut changes = LinkChanges::new();
+        links_touching(&stored, &changed, 1, &mut changes);
+        apply_link_changes(&mut tx, &changes).await?;
         let deltas = summary::trace_deltas(inserted.iter().map(|&index| &spans[index]));
         write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
@@ -783,8 +935,8 @@ impl Store for SqliteStore {
         end_unix_nano: i64,
     ) -> Result<Vec<DependencyLink>, StoreError> {
         let rows = sqlx::query(SELECT_DEPENDENCIES)
-            .bind(start_unix_nano)
-            .bind(end_unix_nano)
+            .bind(minute(start_unix_nano))
+            .bind(minute(end_unix_nano))
             .fetch_all(&self.readers)
             .await?;
         let mut links = Vec::with_capacity(rows.len());

@@ -1,9 +1,10 @@
 //! Per-trace summaries maintained at ingest (`trace_summaries` and
-//! `trace_services`, migration 0004): what both backends share — the
+//! `trace_services`, migration 0004; `trace_operations`, migration 0006):
+//! what both backends share — the
 //! aggregation of a batch's inserted spans per trace, the search plan and
 //! its `ORDER BY`, and the assembly of [`TraceSummary`] values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Span, StatusCode, TraceId, TraceOrder, TraceQuery, TraceSummary};
 
@@ -18,6 +19,8 @@ pub(crate) struct TraceDelta<'a> {
     pub root: Option<(i64, &'a str, &'a str)>,
     /// Service → spans of the batch.
     pub services: BTreeMap<&'a str, i32>,
+    /// The (service, operation) pairs of the batch's spans.
+    pub operations: BTreeSet<(&'a str, &'a str)>,
 }
 
 impl TraceDelta<'_> {
@@ -49,6 +52,7 @@ pub(crate) fn trace_deltas<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Tra
             error_count: 0,
             root: None,
             services: BTreeMap::new(),
+            operations: BTreeSet::new(),
         });
         delta.start_unix_nano = delta.start_unix_nano.min(span.start_unix_nano);
         delta.end_unix_nano = delta.end_unix_nano.max(end);
@@ -71,16 +75,27 @@ pub(crate) fn trace_deltas<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Tra
             .services
             .entry(span.service_name.as_str())
             .or_insert(0) += 1;
+        delta
+            .operations
+            .insert((span.service_name.as_str(), span.operation.as_str()));
     }
     by_trace.into_values().collect()
 }
 
 /// How a search reads the summary tables.
 pub(crate) struct SearchPlan {
-    /// Only the service filter is set: walk `trace_services` by (service, start).
+    /// A service filter and no span filter but the operation: walk
+    /// `trace_services` (or `trace_operations`, see `by_operation`) by
+    /// (service, [operation,] start).
     pub by_service: bool,
-    /// Operation, tag or span-duration filters: restrict to traces with a
-    /// matching span.
+    /// With `by_service`: the operation is set too, walk `trace_operations`
+    /// by (service, operation, start).
+    pub by_operation: bool,
+    /// An operation filter without service and no other span filter:
+    /// restrict to traces in `trace_operations` (through the services that
+    /// have that operation).
+    pub operation_only: bool,
+    /// Tag or span-duration filters: restrict to traces with a matching span.
     pub span_filter: bool,
     /// Whole-trace duration bounds are set.
     pub trace_durations: bool,
@@ -88,15 +103,28 @@ pub(crate) struct SearchPlan {
 
 impl SearchPlan {
     pub fn new(query: &TraceQuery) -> Self {
-        let span_filter = query.operation.is_some()
-            || !query.tags.is_empty()
+        // Filters only the spans themselves can answer. Service and
+        // operation on one span are what a `trace_operations` row records.
+        let span_filter = !query.tags.is_empty()
             || query.min_duration_nano.is_some()
             || query.max_duration_nano.is_some();
+        let by_service = query.service.is_some() && !span_filter;
         Self {
-            by_service: query.service.is_some() && !span_filter,
+            by_service,
+            by_operation: by_service && query.operation.is_some(),
+            operation_only: !span_filter && query.service.is_none() && query.operation.is_some(),
             span_filter,
             trace_durations: query.min_trace_duration_nano.is_some()
                 || query.max_trace_duration_nano.is_some(),
+        }
+    }
+
+    /// The table a service search walks.
+    pub fn service_table(&self) -> &'static str {
+        if self.by_operation {
+            "trace_operations"
+        } else {
+            "trace_services"
         }
     }
 

@@ -1,0 +1,187 @@
+//! Service dependency links counted at ingest (`dependency_links`,
+//! migration 0007): what both backends share.
+//!
+//! A link is a pair of stored spans (child, parent) of one trace where the
+//! child is not INTERNAL and the parent belongs to another service; it counts
+//! in the minute of the child's start. A pair is counted by the write that
+//! stores the second of its two spans (whichever arrives last, in any batch)
+//! and uncounted by the delete that removes the first of them, so the counts
+//! always equal the pairs of the stored spans. Both backends serialize the
+//! writes and deletes of one trace (SQLite has one writer; PostgreSQL takes
+//! a transaction-level advisory lock per trace) so that a pair split across
+//! two concurrent transactions is seen by the later one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The bucket width of `dependency_links`.
+pub(crate) const MINUTE_NANO: i64 = 60_000_000_000;
+
+/// The minute bucket of a time (floor division).
+pub(crate) fn minute(unix_nano: i64) -> i64 {
+    unix_nano.div_euclid(MINUTE_NANO)
+}
+
+/// What a link needs of a stored span (columns [`LINK_SPAN_COLUMNS`]).
+pub(crate) struct LinkSpan {
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    pub parent_span_id: Option<Vec<u8>>,
+    pub service_name: String,
+    pub kind: i32,
+    pub status_code: i32,
+    pub start_unix_nano: i64,
+}
+
+/// The span columns [`LinkSpan`] is read from, in order.
+pub(crate) const LINK_SPAN_COLUMNS: &str =
+    "trace_id, span_id, parent_span_id, service_name, kind, status_code, start_unix_nano";
+
+/// Reads a [`LinkSpan`] from a row selected with [`LINK_SPAN_COLUMNS`].
+macro_rules! link_span {
+    ($row:expr, $small:ty) => {
+        $crate::store::links::LinkSpan {
+            trace_id: $row.try_get(0)?,
+            span_id: $row.try_get(1)?,
+            parent_span_id: $row.try_get(2)?,
+            service_name: $row.try_get(3)?,
+            kind: i32::try_from($row.try_get::<$small, _>(4)?).unwrap_or(0),
+            status_code: i32::try_from($row.try_get::<$small, _>(5)?).unwrap_or(0),
+            start_unix_nano: $row.try_get(6)?,
+        }
+    };
+}
+pub(crate) use link_span;
+
+/// (minute, parent service, child service) → (calls, errors) changes.
+pub(crate) type LinkChanges = BTreeMap<(i64, String, String), (i64, i64)>;
+
+const INTERNAL: i32 = 1;
+const ERROR: i32 = 2;
+
+/// The links among `spans` (every span of some traces, each once) that
+/// involve at least one span of `changed` (`(trace id, span id)`), each
+/// counted `sign` (1 for spans just inserted, -1 for spans being deleted).
+pub(crate) fn links_touching(
+    spans: &[LinkSpan],
+    changed: &HashSet<(&[u8], &[u8])>,
+    sign: i64,
+    into: &mut LinkChanges,
+) {
+    let by_id: HashMap<(&[u8], &[u8]), &LinkSpan> = spans
+        .iter()
+        .map(|span| ((span.trace_id.as_slice(), span.span_id.as_slice()), span))
+        .collect();
+    for child in spans {
+        if child.kind == INTERNAL {
+            continue;
+        }
+        let Some(parent_id) = child.parent_span_id.as_deref() else {
+            continue;
+        };
+        let Some(parent) = by_id.get(&(child.trace_id.as_slice(), parent_id)) else {
+            continue;
+        };
+        if parent.service_name == child.service_name {
+            continue;
+        }
+        if !changed.contains(&(child.trace_id.as_slice(), child.span_id.as_slice()))
+            && !changed.contains(&(parent.trace_id.as_slice(), parent.span_id.as_slice()))
+        {
+            continue;
+        }
+        let entry = into
+            .entry((
+                minute(child.start_unix_nano),
+                parent.service_name.clone(),
+                child.service_name.clone(),
+            ))
+            .or_insert((0, 0));
+        entry.0 += sign;
+        if child.status_code == ERROR {
+            entry.1 += sign;
+        }
+    }
+}
+
+/// The advisory-lock key of a trace: its two halves XORed (trace ids are
+/// not always random: some generators fix one half).
+pub(crate) fn lock_key(trace_id: &[u8]) -> i64 {
+    let mut bytes = [0u8; 16];
+    for (to, from) in bytes.iter_mut().zip(trace_id) {
+        *to = *from;
+    }
+    let half = |range: std::ops::Range<usize>| {
+        let mut half = [0u8; 8];
+        half.copy_from_slice(&bytes[range]);
+        i64::from_be_bytes(half)
+    };
+    half(0..8) ^ half(8..16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: u8, parent: Option<u8>, service: &str, kind: i32, status: i32) -> LinkSpan {
+        LinkSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|parent| vec![parent; 8]),
+            service_name: service.to_owned(),
+            kind,
+            status_code: status,
+            start_unix_nano: MINUTE_NANO * 10 + i64::from(id),
+        }
+    }
+
+    #[test]
+    fn pairs_touching_the_changed_spans_count_once() {
+        let spans = vec![
+            span(1, None, "web", 2, 0),
+            span(2, Some(1), "db", 2, 2),
+            span(3, Some(1), "web", 3, 0),
+            span(4, Some(3), "cache", INTERNAL, 0),
+            span(5, Some(3), "cache", 3, 0),
+        ];
+        let id = |n: u8| {
+            (
+                spans[0].trace_id.as_slice(),
+                spans[usize::from(n) - 1].span_id.as_slice(),
+            )
+        };
+        let mut changes = LinkChanges::new();
+        // The parent arrived last: both of its cross-service children count.
+        links_touching(&spans, &[id(1)].into_iter().collect(), 1, &mut changes);
+        assert_eq!(
+            changes,
+            [((10, "web".to_owned(), "db".to_owned()), (1, 1))]
+                .into_iter()
+                .collect()
+        );
+        // Span 5 and its parent 3 both changed: one call.
+        links_touching(
+            &spans,
+            &[id(3), id(5)].into_iter().collect(),
+            -1,
+            &mut changes,
+        );
+        assert_eq!(
+            changes,
+            [
+                ((10, "web".to_owned(), "cache".to_owned()), (-1, 0)),
+                ((10, "web".to_owned(), "db".to_owned()), (1, 1)),
+            ]
+            .into_iter()
+            .collect()
+        );
+        assert_eq!(minute(-1), -1);
+        assert_eq!(
+            lock_key(&[0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 9]),
+            267
+        );
+        assert_ne!(
+            lock_key(&[[7; 8], [1; 8]].concat()),
+            lock_key(&[[7; 8], [2; 8]].concat())
+        );
+    }
+}
