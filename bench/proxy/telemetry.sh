@@ -15,6 +15,10 @@
 # collector's backlog does not slow the next "off" run. Spans exported, dropped (queue full)
 # and stored are reported: a drop means the collector could not keep up, never a slow request.
 #
+# PIN=1 pins the collector to CPU 1 and everything else (upstream, proxies, load generator) to
+# CPU 0, in both modes: the collector then stands for one on another machine, and the ratio is
+# the proxies' own telemetry cost.
+#
 # Usage: bench/proxy/telemetry.sh   (or bench/proxy/run.sh telemetry)
 #        WEFT=path/to/weft skips the build; OUT (default bench/proxy/telemetry-results.md).
 set -euo pipefail
@@ -44,6 +48,13 @@ if [ -z "${WEFT:-}" ]; then
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}
   (cd "$ROOT" && cargo build --release --bin weft)
   WEFT="$CARGO_TARGET_DIR/release/weft"
+fi
+
+LOAD_CPU=()
+COLL_CPU=()
+if [ "${PIN:-0}" = 1 ]; then
+  LOAD_CPU=(taskset -c 0)
+  COLL_CPU=(taskset -c 1)
 fi
 
 UPSTREAM=18700
@@ -83,10 +94,10 @@ http {
   }
 }
 EOF
-start upstream nginx -c "$WORK/upstream.conf" -e stderr
+start upstream "${LOAD_CPU[@]}" nginx -c "$WORK/upstream.conf" -e stderr
 
 mkdir -p "$WORK/data"
-start collector "$WEFT" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
+start collector "${COLL_CPU[@]}" "$WEFT" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
   --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
   --log warn
 
@@ -114,7 +125,7 @@ service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN
 service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN
 weft_proxy() { # name, workload, config, inbound, outbound, admin, extra args...
   local name=$1 workload=$2 config=$3 inbound=$4 outbound=$5 admin=$6; shift 6
-  start "$name" "$WEFT" proxy --threads 1 --workload "$workload" \
+  start "$name" "${LOAD_CPU[@]}" "$WEFT" proxy --threads 1 --workload "$workload" \
     --labels "app=$workload,version=v1" --config "$config" --app "127.0.0.1:$UPSTREAM" \
     --inbound "127.0.0.1:$inbound" --outbound "127.0.0.1:$outbound" \
     --admin "127.0.0.1:$admin" --log warn "$@"
@@ -137,7 +148,7 @@ cpu_ticks() { # pid -> utime+stime ticks
 }
 rps_of() { # url -> requests per second (closed loop, 64 connections)
   local out="$WORK/oha.json"
-  oha --no-tui --output-format json -H "Host: upstream" -z "$DURATION" -c 64 "$1" >"$out"
+  "${LOAD_CPU[@]}" oha --no-tui --output-format json -H "Host: upstream" -z "$DURATION" -c 64 "$1" >"$out"
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; \
 print(round(d['summary']['requestsPerSec']), s.get('200', 0), sum(s.values()))" "$out"
 }
@@ -145,8 +156,8 @@ print(round(d['summary']['requestsPerSec']), s.get('200', 0), sum(s.values()))" 
 OFF_URL="http://127.0.0.1:$OFF_A_OUT/"
 ON_URL="http://127.0.0.1:$ON_A_OUT/"
 # Warm up both pairs (connections, the collector's first writes).
-oha --no-tui -H "Host: upstream" -z 2s -c 64 "$OFF_URL" >/dev/null
-oha --no-tui -H "Host: upstream" -z 2s -c 64 "$ON_URL" >/dev/null
+"${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$OFF_URL" >/dev/null
+"${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$ON_URL" >/dev/null
 for _ in $(seq 1 100); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
 
 RESULTS="$WORK/results.tsv"
@@ -183,16 +194,17 @@ except Exception as error:
 EOF
 )
 
-python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" <<'EOF'
+python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" "${PIN:-0}" <<'EOF'
 import sys, datetime, platform, subprocess, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 exported, dropped, stored, duration = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                      capture_output=True, text=True).stdout.strip()
 nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+pinned = " Pinned: the collector on CPU 1, all else on CPU 0." if sys.argv[7] == "1" else ""
 out = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
        f"{cpu}, {nproc} cores, Linux {platform.release()}; {len(rows)} rounds of {duration} "
-       f"per mode, 64 connections, closed loop.\n",
+       f"per mode, 64 connections, closed loop.{pinned}\n",
        "| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | pair CPU µs/request off → on | collector CPU s during the on run | … until drained |",
        "|---|---|---|---|---|---|---|---|---|---|"]
 ratios = []
