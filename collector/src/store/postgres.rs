@@ -342,73 +342,6 @@ impl PostgresStore {
     }
 }
 
-/// `FROM ... WHERE ...` of a search over the summary tables.
-fn push_search_filters(
-    builder: &mut QueryBuilder<Postgres>,
-    query: &TraceQuery,
-    plan: &SearchPlan,
-    count: bool,
-) {
-    if plan.by_service {
-        // Counting needs the summaries only for trace-duration bounds.
-        let table = plan.service_table();
-        if count && !plan.trace_durations {
-            builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
-        } else {
-            builder.push(format_args!(
-                " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-                 WHERE s.service_name = "
-            ));
-        }
-        builder.push_bind(query.service.clone());
-        if plan.by_operation {
-            builder.push(" AND s.operation = ");
-            builder.push_bind(query.operation.clone());
-        }
-        builder.push(" AND s.trace_start >= ");
-        builder.push_bind(query.start_unix_nano);
-        builder.push(" AND s.trace_start <= ");
-        builder.push_bind(query.end_unix_nano);
-    } else {
-        builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
-        builder.push_bind(query.start_unix_nano);
-        builder.push(" AND t.start_unix_nano <= ");
-        builder.push_bind(query.end_unix_nano);
-    }
-    if let Some(min) = query.min_trace_duration_nano {
-        builder.push(" AND t.duration_nano >= ");
-        builder.push_bind(min);
-    }
-    if let Some(max) = query.max_trace_duration_nano {
-        builder.push(" AND t.duration_nano <= ");
-        builder.push_bind(max);
-    }
-    if plan.operation_only {
-        // The index ranges of the services that have the operation (the
-        // catalog may list more: their ranges are empty).
-        builder.push(
-            " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
-             WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
-        );
-        builder.push_bind(query.operation.clone());
-        builder.push(") AND o.operation = ");
-        builder.push_bind(query.operation.clone());
-        builder.push(" AND o.trace_start >= ");
-        builder.push_bind(query.start_unix_nano);
-        builder.push(" AND o.trace_start <= ");
-        builder.push_bind(query.end_unix_nano);
-        builder.push(")");
-    }
-    if plan.span_filter {
-        // A trace's spans start at or after the trace: the window's start
-        // bounds the span index range.
-        builder.push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
-        builder.push_bind(query.start_unix_nano);
-        push_span_filters(builder, query);
-        builder.push(")");
-    }
-}
-
 fn push_span_filters(builder: &mut QueryBuilder<Postgres>, query: &TraceQuery) {
     if let Some(service) = &query.service {
         builder.push(" AND service_name = ");
@@ -763,7 +696,7 @@ impl Store for PostgresStore {
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
         let plan = SearchPlan::new(query);
         let mut page = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
-        push_search_filters(&mut page, query, &plan, false);
+        plan.push_filters(&mut page, query, false, push_span_filters);
         page.push(plan.order_by(query.order));
         page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
@@ -778,7 +711,7 @@ impl Store for PostgresStore {
             Some(total) => total,
             None => {
                 let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-                push_search_filters(&mut count, query, &plan, true);
+                plan.push_filters(&mut count, query, true, push_span_filters);
                 let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
                 u64::try_from(total).unwrap_or(0)
             }

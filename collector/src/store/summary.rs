@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
 use super::{Span, StatusCode, TraceId, TraceOrder, TraceQuery, TraceSummary};
 
 /// What one batch adds to one trace's summary.
@@ -116,6 +118,81 @@ impl SearchPlan {
             span_filter,
             trace_durations: query.min_trace_duration_nano.is_some()
                 || query.max_trace_duration_nano.is_some(),
+        }
+    }
+
+    /// `FROM ... WHERE ...` of a search over the summary tables, for either database:
+    /// `span_filters` adds the span-level conditions (` AND ...`) in its SQL dialect.
+    pub fn push_filters<DB>(
+        &self,
+        builder: &mut QueryBuilder<DB>,
+        query: &TraceQuery,
+        count: bool,
+        span_filters: fn(&mut QueryBuilder<DB>, &TraceQuery),
+    ) where
+        DB: Database,
+        for<'t> i64: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    {
+        let plan = self;
+        if plan.by_service {
+            // Counting needs the summaries only for trace-duration bounds.
+            let table = plan.service_table();
+            if count && !plan.trace_durations {
+                builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
+            } else {
+                builder.push(format_args!(
+                    " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                     WHERE s.service_name = "
+                ));
+            }
+            builder.push_bind(query.service.clone());
+            if plan.by_operation {
+                builder.push(" AND s.operation = ");
+                builder.push_bind(query.operation.clone());
+            }
+            builder.push(" AND s.trace_start >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND s.trace_start <= ");
+            builder.push_bind(query.end_unix_nano);
+        } else {
+            builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND t.start_unix_nano <= ");
+            builder.push_bind(query.end_unix_nano);
+        }
+        if let Some(min) = query.min_trace_duration_nano {
+            builder.push(" AND t.duration_nano >= ");
+            builder.push_bind(min);
+        }
+        if let Some(max) = query.max_trace_duration_nano {
+            builder.push(" AND t.duration_nano <= ");
+            builder.push_bind(max);
+        }
+        if plan.operation_only {
+            // The index ranges of the services that have the operation (the
+            // catalog may list more: their ranges are empty).
+            builder.push(
+                " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+                 WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+            );
+            builder.push_bind(query.operation.clone());
+            builder.push(") AND o.operation = ");
+            builder.push_bind(query.operation.clone());
+            builder.push(" AND o.trace_start >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND o.trace_start <= ");
+            builder.push_bind(query.end_unix_nano);
+            builder.push(")");
+        }
+        if plan.span_filter {
+            // A trace's spans start at or after the trace: the window's start
+            // bounds the span index range.
+            builder
+                .push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
+            builder.push_bind(query.start_unix_nano);
+            span_filters(builder, query);
+            builder.push(")");
         }
     }
 
