@@ -91,11 +91,13 @@ async fn thousand_requests_split_90_10_and_are_counted_exactly() {
     );
     assert_eq!(v1 + v2, REQUESTS as f64);
     let n = REQUESTS as f64;
+    // 4σ, not 3σ: a fair split leaves 3σ in 0.27% of runs, which would fail CI now and then
+    // (the traffic tests check 3σ and re-sample; this one run is the whole demo mesh).
     let sigma = (n * 0.1 * 0.9).sqrt();
     assert!(
-        (v2 - n * 0.1).abs() <= 3.0 * sigma,
+        (v2 - n * 0.1).abs() <= 4.0 * sigma,
         "v2 got {v2} of {n} requests; expected 100 ± {:.1}",
-        3.0 * sigma
+        4.0 * sigma
     );
     // The responses the client saw from v2 are the ones v2's sidecar counted.
     assert_eq!(v2_bodies as f64, v2);

@@ -82,11 +82,20 @@ async fn retries_recover_a_flaky_service_and_the_default_policy_does_not_retry_5
         "only {tries} tries for {n} requests"
     );
 
-    // Istio's default policy (no `retries`) does not retry 5xx.
-    let statuses = load(&proxy, "plain", "/", 200, 4).await;
-    let failed = statuses.iter().filter(|s| **s == 503).count() as f64;
-    assert_eq!(plain.hits(), 200, "5xx must not be retried by default");
-    assert!(within_3_sigma(failed, 200.0, 0.5), "{failed} of 200 failed");
+    // Istio's default policy (no `retries`) does not retry 5xx. A sample outside 3σ (0.27% of
+    // fair ones) is measured once more with fresh requests.
+    let (mut sent, mut failed) = (0, 0.0);
+    for attempt in 1..=2 {
+        let statuses = load(&proxy, "plain", "/", 200, 4).await;
+        let this = statuses.iter().filter(|s| **s == 503).count() as f64;
+        sent += 200;
+        failed += this;
+        assert_eq!(plain.hits(), sent, "5xx must not be retried by default");
+        if within_3_sigma(this, 200.0, 0.5) {
+            break;
+        }
+        assert!(attempt < 2, "{this} of 200 failed, twice outside 3σ");
+    }
 
     // Requests are counted once, with the final code.
     let samples = proxy.scrape().await;

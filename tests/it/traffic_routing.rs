@@ -297,34 +297,44 @@ spec:
 ";
     let proxy = TestProxy::start(&format!("{}{SUBSETS}{vs}", service("svc", &lines))).await;
     let n = 800;
-    let mut handles = Vec::new();
-    for _ in 0..8 {
-        let http = proxy.http.clone();
-        let url = format!("http://{}/", proxy.proxy.outbound_addr());
-        handles.push(tokio::spawn(async move {
-            for _ in 0..n / 8 {
-                let response = http
-                    .get(&url)
-                    .header("host", "svc")
-                    .send()
-                    .await
-                    .expect("get");
-                assert_eq!(response.status(), 200);
-            }
-        }));
+    // A fair split leaves 3σ in 0.27% of samples; such a sample is measured once more with
+    // fresh requests (a wrong split fails both).
+    let (mut v1_before, mut v2_before) = (0.0, 0.0);
+    for attempt in 1..=2 {
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let http = proxy.http.clone();
+            let url = format!("http://{}/", proxy.proxy.outbound_addr());
+            handles.push(tokio::spawn(async move {
+                for _ in 0..n / 8 {
+                    let response = http
+                        .get(&url)
+                        .header("host", "svc")
+                        .send()
+                        .await
+                        .expect("get");
+                    assert_eq!(response.status(), 200);
+                }
+            }));
+        }
+        for handle in handles {
+            handle.await.expect("load");
+        }
+        let v2_total = (v2[0].hits() + v2[1].hits()) as f64;
+        let v1_total = (v1[0].hits() + v1[1].hits()) as f64;
+        let (v1_hits, v2_hits) = (v1_total - v1_before, v2_total - v2_before);
+        (v1_before, v2_before) = (v1_total, v2_total);
+        assert_eq!(v1_hits + v2_hits, n as f64);
+        assert_eq!(v3.hits(), 0, "an omitted weight among several means 0");
+        if within_3_sigma(v2_hits, n as f64, 0.25) {
+            break;
+        }
+        assert!(
+            attempt < 2,
+            "v2 got {v2_hits} of {n} twice, expected 200 ± {:.0}",
+            3.0 * (n as f64 * 0.25 * 0.75).sqrt()
+        );
     }
-    for handle in handles {
-        handle.await.expect("load");
-    }
-    let v2_hits = (v2[0].hits() + v2[1].hits()) as f64;
-    let v1_hits = (v1[0].hits() + v1[1].hits()) as f64;
-    assert_eq!(v1_hits + v2_hits, n as f64);
-    assert_eq!(v3.hits(), 0, "an omitted weight among several means 0");
-    assert!(
-        within_3_sigma(v2_hits, n as f64, 0.25),
-        "v2 got {v2_hits} of {n}, expected 200 ± {:.0}",
-        3.0 * (n as f64 * 0.25 * 0.75).sqrt()
-    );
     // Least-request balancing spreads each subset over its instances.
     for instance in v1.iter().chain(&v2) {
         assert!(
