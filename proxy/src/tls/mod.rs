@@ -7,6 +7,48 @@
 //! mTLS client (DestinationRule `tls.mode` and auto mTLS, istio-model.md §2.7), and TLS
 //! origination (SIMPLE / MUTUAL) to services outside the mesh.
 
+/// The signature checks of a rustls certificate verifier (`ServerCertVerifier` or
+/// `ClientCertVerifier`), by the algorithms of the verifier's `provider` field: every verifier
+/// here checks signatures the same way and differs only in which certificates it accepts.
+macro_rules! signature_checks_by_provider {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+pub(crate) use signature_checks_by_provider;
+
 pub mod control;
 pub mod identity;
 pub mod inbound;
