@@ -96,6 +96,14 @@ pub enum InjectError {
         field: String,
         message: String,
     },
+    /// A changed document could not be written back as YAML.
+    #[error("{}:{line}: cannot write the injected document: {message}", path.display())]
+    #[allow(missing_docs)]
+    Serialize {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 /// Injects the sidecar into every workload of `text` (the contents of `path`).
@@ -149,10 +157,9 @@ pub fn inject(path: &Path, text: &str, options: &InjectOptions) -> Result<Inject
     for (index, document) in documents.iter().enumerate() {
         if document.changed {
             let yaml =
-                serde_yaml::to_string(&document.value).map_err(|error| InjectError::Field {
+                serde_yaml::to_string(&document.value).map_err(|error| InjectError::Serialize {
                     path: path.to_owned(),
                     line: document.chunk.line_offset + 1,
-                    field: String::new(),
                     message: error.to_string(),
                 })?;
             if index > 0 || !result.text.is_empty() {
