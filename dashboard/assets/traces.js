@@ -391,8 +391,13 @@ export async function mountTraces(root, ctx) {
   );
   const first = query.offset + 1;
   const last = query.offset + traces.length;
-  const prev = query.offset > 0 ? searchHash({ ...query, offset: Math.max(0, query.offset - query.limit) }) : null;
-  const next = last < total ? searchHash({ ...query, offset: last }) : null;
+  // The pages of one search share its window (as the collector resolved it):
+  // traces arriving meanwhile must not shift them.
+  const pinned = Number.isFinite(data.start_us) && Number.isFinite(data.end_us)
+    ? { ...query, startUs: data.start_us, endUs: data.end_us }
+    : query;
+  const prev = query.offset > 0 ? searchHash({ ...pinned, offset: Math.max(0, query.offset - query.limit) }) : null;
+  const next = last < total ? searchHash({ ...pinned, offset: last }) : null;
   const pager = h(
     'div',
     { class: 'pager' },

@@ -144,6 +144,11 @@ struct TraceList {
     offset: usize,
     limit: usize,
     order: &'static str,
+    /// The window the search used, in µs (a `lookback` resolved against the
+    /// collector's clock): the pages of one search carry it, so that traces
+    /// arriving meanwhile do not shift them.
+    start_us: i64,
+    end_us: i64,
 }
 
 /// One row of the trace list (from the store's per-trace summary).
@@ -303,6 +308,8 @@ async fn traces(
         offset: query.offset,
         limit: query.limit,
         order,
+        start_us: query.start_unix_nano / 1000,
+        end_us: query.end_unix_nano / 1000,
     }))
 }
 
