@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row,
+    Transaction, Type,
 };
 
 use super::{
@@ -40,9 +41,10 @@ pub(crate) trait MetricsPool: Send + Sync {
     fn metrics_pool(&self) -> &Pool<Self::Database>;
 }
 
-/// Adds the catalog rows of a series that `write_metrics` just created.
+/// Adds the catalog rows of a series that `write_metrics` just created, in
+/// its transaction.
 pub(crate) async fn index_series<DB>(
-    tx: &mut DB::Connection,
+    tx: &mut Transaction<'_, DB>,
     series_id: i64,
     series: &MetricSeries,
 ) -> Result<(), StoreError>
@@ -66,7 +68,7 @@ where
         .push_bind(series.monotonic)
         .push_bind(series.unit.as_str());
     insert.push(") ON CONFLICT (name) DO NOTHING");
-    insert.build().execute(&mut *tx).await?;
+    insert.build().execute(&mut **tx).await?;
     for (name, value) in catalog_labels(&series.labels) {
         let mut insert =
             QueryBuilder::<DB>::new("INSERT INTO metric_labels (name, value, series_id) VALUES (");
@@ -76,7 +78,7 @@ where
             .push_bind(value)
             .push_bind(series_id);
         insert.push(") ON CONFLICT DO NOTHING");
-        insert.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
