@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod postgres_support;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;
 use weft_collector::store::{
@@ -1220,33 +1221,7 @@ async fn sqlite() {
 
 #[tokio::test]
 async fn postgres() {
-    use futures_util::FutureExt;
-    use sqlx::Connection;
-
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("WEFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|error| {
-            panic!("PostgreSQL at {base} (set WEFT_TEST_POSTGRES_URL): {error}")
-        });
-    let schema = format!(
-        "weft_test_{}_{}_{}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options[search_path]={schema}");
-    let suite = async {
+    postgres_support::with_schema("weft_test", |url| async move {
         let store = store::open(&url).await.unwrap();
         conformance(store.as_ref()).await;
         store.close().await;
@@ -1256,15 +1231,6 @@ async fn postgres() {
             vec!["load", "stock-api", "web"]
         );
         store.close().await;
-    };
-    // Drop the schema even when the suite fails.
-    let outcome = std::panic::AssertUnwindSafe(suite).catch_unwind().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    admin.close().await.unwrap();
+    })
+    .await;
 }

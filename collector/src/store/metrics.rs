@@ -10,7 +10,11 @@
 //! Catalog queries take an optional range and then only answer from active
 //! series (as Prometheus does for its `start`/`end` parameters).
 
+mod sql;
+
 use async_trait::async_trait;
+
+pub(crate) use sql::{MetricsPool, index_series};
 
 use super::row::from_json;
 use super::{Labels, MetricKind, PointValue, StoreError, Temporality};
