@@ -5,45 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod postgres_support;
 
 use common::{TestCollector, demo_trace, now_nanos};
-use futures_util::FutureExt;
 use prost::Message;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use weft_collector::Config;
 
 #[tokio::test]
 async fn two_collectors_serve_the_same_results() {
-    let base = std::env::var("WEFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|error| {
-            panic!("PostgreSQL at {base} (set WEFT_TEST_POSTGRES_URL): {error}")
-        });
-    let schema = format!(
-        "weft_replicas_{}_{}",
-        std::process::id(),
-        now_nanos() % 1_000_000_000
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options[search_path]={schema}");
-    let outcome = std::panic::AssertUnwindSafe(replicas(url))
-        .catch_unwind()
-        .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    admin.close().await.unwrap();
+    postgres_support::with_schema("weft_replicas", replicas).await;
 }
 
 async fn replicas(url: String) {
