@@ -9,8 +9,12 @@
 //!
 //! 1. Ingest: `--clients` OTLP/gRPC clients send `--spans` spans in
 //!    exports of `--batch` spans (traces of 8 spans over 4 services, realistic
-//!    HTTP attributes), pre-built before the clock starts (`--lazy true`:
-//!    built while sending, for runs too large to hold in memory); reports
+//!    HTTP attributes), built and protobuf-encoded before the clock starts
+//!    (`--lazy true`: built and encoded while sending, for runs too large to
+//!    hold in memory). Each client is a real gRPC client over TCP (tonic,
+//!    HTTP/2) that sends the encoded bytes as the body of
+//!    `TraceService/Export`, so the measured CPU is the collector's plus the
+//!    transport's, not the cost of building or encoding the load. Reports
 //!    spans/s and the CPU time the process (and the SQLite writer thread)
 //!    used, since the machine may be shared.
 //! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
@@ -28,10 +32,14 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use prost::Message;
+
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
@@ -206,6 +214,59 @@ fn trace_request(index: usize, batch: usize, total: usize, base: u64) -> ExportT
     }
 }
 
+/// The gRPC method of OTLP trace export.
+const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// A gRPC codec whose request is an already encoded
+/// `ExportTraceServiceRequest` (like the proxy's exporter, which resends
+/// encoded batches): the generated client would encode the message again
+/// for every export, inside the measured time.
+#[derive(Clone, Copy)]
+struct Encoded;
+
+impl tonic::codec::Codec for Encoded {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = Encoded;
+    type Decoder = Encoded;
+
+    fn encoder(&mut self) -> Encoded {
+        Encoded
+    }
+
+    fn decoder(&mut self) -> Encoded {
+        Encoded
+    }
+}
+
+impl tonic::codec::Encoder for Encoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Encoded {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|error| tonic::Status::internal(error.to_string()))
+    }
+}
+
 /// CPU seconds (user + system) used so far by this process, and by its
 /// threads whose name starts with `sqlx-sqlite` (the SQLite writer).
 fn cpu_seconds() -> (f64, f64) {
@@ -362,14 +423,16 @@ async fn main() {
     let base = now_nanos() - 3_600_000_000_000;
     let exports = args.spans.div_ceil(args.batch);
     // Client c sends exports c, c + clients, c + 2 × clients, ...
-    let mut chunks: Vec<Vec<ExportTraceServiceRequest>> = vec![Vec::new(); args.clients];
+    let mut chunks: Vec<Vec<Bytes>> = vec![Vec::new(); args.clients];
     if !args.lazy {
         print!(
             "building {} spans in exports of {}... ",
             args.spans, args.batch
         );
         for index in 0..exports {
-            chunks[index % args.clients].push(trace_request(index, args.batch, args.spans, base));
+            chunks[index % args.clients].push(Bytes::from(
+                trace_request(index, args.batch, args.spans, base).encode_to_vec(),
+            ));
         }
         println!("{exports} exports");
     }
@@ -382,24 +445,33 @@ async fn main() {
         let grpc = grpc.clone();
         let (lazy, clients, batch, total) = (args.lazy, args.clients, args.batch, args.spans);
         tasks.push(tokio::spawn(async move {
-            let mut client = TraceServiceClient::connect(grpc)
-                .await
+            let channel = tonic::transport::Endpoint::from_shared(grpc)
                 .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client = tonic::client::Grpc::new(channel)
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20);
             let mut retried = 0u64;
-            let requests: Box<dyn Iterator<Item = ExportTraceServiceRequest> + Send> = if lazy {
-                Box::new(
-                    (client_index..exports)
-                        .step_by(clients)
-                        .map(move |index| trace_request(index, batch, total, base)),
-                )
+            let requests: Box<dyn Iterator<Item = Bytes> + Send> = if lazy {
+                Box::new((client_index..exports).step_by(clients).map(move |index| {
+                    Bytes::from(trace_request(index, batch, total, base).encode_to_vec())
+                }))
             } else {
                 Box::new(chunk.into_iter())
             };
             for request in requests {
                 loop {
-                    match client.export(request.clone()).await {
+                    client.ready().await.unwrap();
+                    let sent = client
+                        .unary(
+                            tonic::Request::new(request.clone()),
+                            http::uri::PathAndQuery::from_static(TRACE_EXPORT_PATH),
+                            Encoded,
+                        )
+                        .await;
+                    match sent {
                         Ok(_) => break,
                         Err(status) if status.code() == tonic::Code::Unavailable => {
                             retried += 1;

@@ -1072,6 +1072,28 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         store.remote_services("old-web").await.unwrap(),
         Vec::<String>::new()
     );
+    // A pruned operation and remote service come back with the next span
+    // that names them (a store that remembers its catalog forgets on prune).
+    let mut again = span(201, 1, None, "old-web", "GET /", old, 10);
+    again.kind = SpanKind::Client;
+    again
+        .attributes
+        .insert("peer.service".to_owned(), json!("old-db"));
+    store.write_spans(&[again]).await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "old-web", "stock-api", "web"]
+    );
+    assert_eq!(
+        store.remote_services("old-web").await.unwrap(),
+        vec!["old-db"]
+    );
+    assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    store.prune_span_catalog().await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
+    );
 }
 
 /// Links counted at ingest: parent and child in any order and batch,

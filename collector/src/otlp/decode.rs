@@ -55,27 +55,33 @@ fn truncate(mut text: String, max: usize) -> String {
 #[error("{0}")]
 pub struct InvalidData(pub String);
 
-/// Converts and validates every span of an export.
-pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidData> {
-    let mut spans = Vec::new();
-    for (resource_index, resource_spans) in request.resource_spans.iter().enumerate() {
-        let resource = resource_attributes(resource_spans.resource.as_ref());
+/// Converts and validates every span of an export, taking its strings
+/// instead of copying them (the request is dropped right after anyway).
+pub fn spans(request: ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidData> {
+    let count = request
+        .resource_spans
+        .iter()
+        .flat_map(|resource_spans| &resource_spans.scope_spans)
+        .map(|scope_spans| scope_spans.spans.len())
+        .sum();
+    let mut spans = Vec::with_capacity(count);
+    for (resource_index, resource_spans) in request.resource_spans.into_iter().enumerate() {
+        let resource = resource_attributes(resource_spans.resource);
         let service_name = cap_name(
             string_attribute(&resource, "service.name")
                 .unwrap_or(UNKNOWN_SERVICE)
                 .to_owned(),
         );
         let service_version = string_attribute(&resource, "service.version").map(str::to_owned);
-        for (scope_index, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
+        for (scope_index, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
             let scope = scope_spans
                 .scope
-                .as_ref()
                 .map(|scope| Scope {
-                    name: scope.name.clone(),
-                    version: scope.version.clone(),
+                    name: scope.name,
+                    version: scope.version,
                 })
                 .unwrap_or_default();
-            for (span_index, span) in scope_spans.spans.iter().enumerate() {
+            for (span_index, span) in scope_spans.spans.into_iter().enumerate() {
                 let at = |message: String| {
                     InvalidData(format!(
                         "resourceSpans[{resource_index}].scopeSpans[{scope_index}]\
@@ -113,25 +119,25 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     })?;
                 let kind = SpanKind::from_i32(span.kind)
                     .ok_or_else(|| at(format!("unknown span kind {}", span.kind)))?;
-                let (status_code, status_message) = match &span.status {
+                let (status_code, status_message) = match span.status {
                     None => (StatusCode::Unset, String::new()),
                     Some(status) => (
                         StatusCode::from_i32(status.code)
                             .ok_or_else(|| at(format!("unknown status code {}", status.code)))?,
-                        cap_string(status.message.clone()),
+                        cap_string(status.message),
                     ),
                 };
                 let mut events = Vec::with_capacity(span.events.len());
-                for event in &span.events {
+                for event in span.events {
                     events.push(Event {
                         // An event without a time is kept at the span start.
                         time_unix_nano: timestamp(event.time_unix_nano).unwrap_or(start),
-                        name: cap_string(event.name.clone()),
-                        attributes: attributes(&event.attributes),
+                        name: cap_string(event.name),
+                        attributes: attributes(event.attributes),
                     });
                 }
                 let mut links = Vec::with_capacity(span.links.len());
-                for (link_index, link) in span.links.iter().enumerate() {
+                for (link_index, link) in span.links.into_iter().enumerate() {
                     let (Some(trace_id), Some(span_id)) = (
                         TraceId::from_bytes(&link.trace_id),
                         SpanId::from_bytes(&link.span_id),
@@ -143,8 +149,8 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     links.push(Link {
                         trace_id,
                         span_id,
-                        trace_state: link.trace_state.clone(),
-                        attributes: attributes(&link.attributes),
+                        trace_state: link.trace_state,
+                        attributes: attributes(link.attributes),
                     });
                 }
                 spans.push(Span {
@@ -153,15 +159,15 @@ pub fn spans(request: &ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDa
                     parent_span_id,
                     service_name: service_name.clone(),
                     service_version: service_version.clone(),
-                    operation: cap_name(span.name.clone()),
+                    operation: cap_name(span.name),
                     kind,
                     start_unix_nano: start,
                     duration_nano: end - start,
                     status_code,
                     status_message,
-                    trace_state: span.trace_state.clone(),
+                    trace_state: span.trace_state,
                     flags: span.flags,
-                    attributes: attributes(&span.attributes),
+                    attributes: attributes(span.attributes),
                     events,
                     links,
                     resource: resource.clone(),
@@ -183,7 +189,7 @@ pub fn metrics(request: &ExportMetricsServiceRequest) -> Result<Vec<MetricSeries
     let mut batch: Vec<MetricSeries> = Vec::new();
     let mut index_of: BTreeMap<(String, Labels), usize> = BTreeMap::new();
     for (resource_index, resource_metrics) in request.resource_metrics.iter().enumerate() {
-        let resource = resource_attributes(resource_metrics.resource.as_ref());
+        let resource = resource_attributes(resource_metrics.resource.clone());
         let instance = string_attribute(&resource, "service.instance.id").map(str::to_owned);
         for (scope_index, scope_metrics) in resource_metrics.scope_metrics.iter().enumerate() {
             for (metric_index, metric) in scope_metrics.metrics.iter().enumerate() {
@@ -342,9 +348,9 @@ fn timestamp(unix_nano: u64) -> Option<i64> {
     i64::try_from(unix_nano).ok().filter(|time| *time > 0)
 }
 
-fn resource_attributes(resource: Option<&Resource>) -> Attributes {
+fn resource_attributes(resource: Option<Resource>) -> Attributes {
     resource
-        .map(|resource| attributes(&resource.attributes))
+        .map(|resource| attributes(resource.attributes))
         .unwrap_or_default()
 }
 
@@ -356,35 +362,39 @@ fn string_attribute<'a>(attributes: &'a Attributes, key: &str) -> Option<&'a str
 }
 
 /// OTLP attributes as a JSON object (a repeated key keeps its last value).
-pub fn attributes(key_values: &[KeyValue]) -> Attributes {
+pub fn attributes(key_values: Vec<KeyValue>) -> Attributes {
     key_values
-        .iter()
-        .map(|key_value| (key_value.key.clone(), any_value(key_value.value.as_ref())))
+        .into_iter()
+        .map(|key_value| (key_value.key, any_value(key_value.value)))
         .collect()
 }
 
-fn any_value(value: Option<&AnyValue>) -> Value {
+fn any_value(value: Option<AnyValue>) -> Value {
     use any_value::Value as V;
-    match value.and_then(|value| value.value.as_ref()) {
+    match value.and_then(|value| value.value) {
         None | Some(V::StringValueStrindex(_)) => Value::Null,
-        Some(V::StringValue(text)) => Value::String(cap_string(text.clone())),
-        Some(V::BoolValue(value)) => Value::Bool(*value),
-        Some(V::IntValue(value)) => Value::from(*value),
-        Some(V::DoubleValue(value)) => serde_json::Number::from_f64(*value)
+        Some(V::StringValue(text)) => Value::String(cap_string(text)),
+        Some(V::BoolValue(value)) => Value::Bool(value),
+        Some(V::IntValue(value)) => Value::from(value),
+        Some(V::DoubleValue(value)) => serde_json::Number::from_f64(value)
             .map(Value::Number)
             .unwrap_or_else(|| Value::String(value.to_string())),
-        Some(V::ArrayValue(array)) => {
-            Value::Array(array.values.iter().map(|v| any_value(Some(v))).collect())
-        }
-        Some(V::KvlistValue(list)) => Value::Object(attributes(&list.values)),
-        Some(V::BytesValue(bytes)) => Value::String(cap_string(base64(bytes))),
+        Some(V::ArrayValue(array)) => Value::Array(
+            array
+                .values
+                .into_iter()
+                .map(|value| any_value(Some(value)))
+                .collect(),
+        ),
+        Some(V::KvlistValue(list)) => Value::Object(attributes(list.values)),
+        Some(V::BytesValue(bytes)) => Value::String(cap_string(base64(&bytes))),
     }
 }
 
 /// Data point attributes as label strings: strings as they are, other values
 /// as their JSON text.
 fn labels(key_values: &[KeyValue]) -> Labels {
-    attributes(key_values)
+    attributes(key_values.to_vec())
         .into_iter()
         .map(|(key, value)| match value {
             Value::String(text) => (key, text),

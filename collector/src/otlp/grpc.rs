@@ -112,7 +112,7 @@ impl TraceService for Receiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let count = ingest_traces(&self.ingest, request.get_ref())
+        let count = ingest_traces(&self.ingest, request.into_inner())
             .await
             .map_err(status)?;
         tracing::debug!(spans = count, "OTLP/gRPC traces stored");

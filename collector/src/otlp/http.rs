@@ -53,7 +53,7 @@ async fn traces(
         .ok_or_else(|| OtlpError::saturated(encoding))?;
     let body = read_body(&headers, body, encoding).await?;
     let request = decode(encoding, body, json::traces).await?;
-    let count = ingest_traces(&ingest, &request)
+    let count = ingest_traces(&ingest, request)
         .await
         .map_err(|error| OtlpError::ingest(encoding, error))?;
     tracing::debug!(spans = count, "OTLP/HTTP traces stored");

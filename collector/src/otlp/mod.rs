@@ -30,7 +30,7 @@ pub enum IngestError {
 /// Validates and stores one trace export; returns after the commit.
 pub async fn ingest_traces(
     ingest: &Ingest,
-    request: &ExportTraceServiceRequest,
+    request: ExportTraceServiceRequest,
 ) -> Result<usize, IngestError> {
     let spans = decode::spans(request)?;
     Ok(ingest.write_spans(spans).await?)

@@ -11,7 +11,9 @@
 //! a transaction-level advisory lock per trace) so that a pair split across
 //! two concurrent transactions is seen by the later one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use super::Span;
 
 /// The bucket width of `dependency_links`.
 pub(crate) const MINUTE_NANO: i64 = 60_000_000_000;
@@ -30,6 +32,48 @@ pub(crate) struct LinkSpan {
     pub kind: i32,
     pub status_code: i32,
     pub start_unix_nano: i64,
+}
+
+/// What [`links_touching`] reads of a span, borrowed from a [`LinkSpan`]
+/// read back from the database or from a [`Span`] of the batch being
+/// written.
+#[derive(Clone, Copy)]
+pub(crate) struct LinkView<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: Option<&'a [u8]>,
+    pub service_name: &'a str,
+    pub kind: i32,
+    pub status_code: i32,
+    pub start_unix_nano: i64,
+}
+
+impl LinkSpan {
+    pub fn view(&self) -> LinkView<'_> {
+        LinkView {
+            trace_id: &self.trace_id,
+            span_id: &self.span_id,
+            parent_span_id: self.parent_span_id.as_deref(),
+            service_name: &self.service_name,
+            kind: self.kind,
+            status_code: self.status_code,
+            start_unix_nano: self.start_unix_nano,
+        }
+    }
+}
+
+impl<'a> From<&'a Span> for LinkView<'a> {
+    fn from(span: &'a Span) -> Self {
+        LinkView {
+            trace_id: &span.trace_id.0,
+            span_id: &span.span_id.0,
+            parent_span_id: span.parent_span_id.as_ref().map(|id| id.0.as_slice()),
+            service_name: &span.service_name,
+            kind: span.kind.as_i32(),
+            status_code: span.status_code.as_i32(),
+            start_unix_nano: span.start_unix_nano,
+        }
+    }
 }
 
 /// The span columns [`LinkSpan`] is read from, in order.
@@ -59,41 +103,42 @@ const INTERNAL: i32 = 1;
 const ERROR: i32 = 2;
 
 /// The links among `spans` (every span of some traces, each once) that
-/// involve at least one span of `changed` (`(trace id, span id)`), each
-/// counted `sign` (1 for spans just inserted, -1 for spans being deleted).
+/// involve at least one of its first `changed` spans (the spans just
+/// inserted or being deleted), each counted `sign` (1 for spans just
+/// inserted, -1 for spans being deleted).
 pub(crate) fn links_touching(
-    spans: &[LinkSpan],
-    changed: &HashSet<(&[u8], &[u8])>,
+    spans: &[LinkView<'_>],
+    changed: usize,
     sign: i64,
     into: &mut LinkChanges,
 ) {
-    let by_id: HashMap<(&[u8], &[u8]), &LinkSpan> = spans
+    let by_id: HashMap<(&[u8], &[u8]), usize> = spans
         .iter()
-        .map(|span| ((span.trace_id.as_slice(), span.span_id.as_slice()), span))
+        .enumerate()
+        .map(|(index, span)| ((span.trace_id, span.span_id), index))
         .collect();
-    for child in spans {
+    for (child_index, child) in spans.iter().enumerate() {
         if child.kind == INTERNAL {
             continue;
         }
-        let Some(parent_id) = child.parent_span_id.as_deref() else {
+        let Some(parent_id) = child.parent_span_id else {
             continue;
         };
-        let Some(parent) = by_id.get(&(child.trace_id.as_slice(), parent_id)) else {
+        let Some(&parent_index) = by_id.get(&(child.trace_id, parent_id)) else {
             continue;
         };
+        let parent = &spans[parent_index];
         if parent.service_name == child.service_name {
             continue;
         }
-        if !changed.contains(&(child.trace_id.as_slice(), child.span_id.as_slice()))
-            && !changed.contains(&(parent.trace_id.as_slice(), parent.span_id.as_slice()))
-        {
+        if child_index >= changed && parent_index >= changed {
             continue;
         }
         let entry = into
             .entry((
                 minute(child.start_unix_nano),
-                parent.service_name.clone(),
-                child.service_name.clone(),
+                parent.service_name.to_owned(),
+                child.service_name.to_owned(),
             ))
             .or_insert((0, 0));
         entry.0 += sign;
@@ -136,22 +181,26 @@ mod tests {
 
     #[test]
     fn pairs_touching_the_changed_spans_count_once() {
-        let spans = vec![
+        let spans = [
             span(1, None, "web", 2, 0),
             span(2, Some(1), "db", 2, 2),
             span(3, Some(1), "web", 3, 0),
             span(4, Some(3), "cache", INTERNAL, 0),
             span(5, Some(3), "cache", 3, 0),
         ];
-        let id = |n: u8| {
-            (
-                spans[0].trace_id.as_slice(),
-                spans[usize::from(n) - 1].span_id.as_slice(),
-            )
+        // The changed spans first, then the others.
+        let views = |changed: &[u8]| -> Vec<LinkView<'_>> {
+            let first = spans
+                .iter()
+                .filter(|span| changed.contains(&span.span_id[0]));
+            let rest = spans
+                .iter()
+                .filter(|span| !changed.contains(&span.span_id[0]));
+            first.chain(rest).map(LinkSpan::view).collect()
         };
         let mut changes = LinkChanges::new();
         // The parent arrived last: both of its cross-service children count.
-        links_touching(&spans, &[id(1)].into_iter().collect(), 1, &mut changes);
+        links_touching(&views(&[1]), 1, 1, &mut changes);
         assert_eq!(
             changes,
             [((10, "web".to_owned(), "db".to_owned()), (1, 1))]
@@ -159,12 +208,7 @@ mod tests {
                 .collect()
         );
         // Span 5 and its parent 3 both changed: one call.
-        links_touching(
-            &spans,
-            &[id(3), id(5)].into_iter().collect(),
-            -1,
-            &mut changes,
-        );
+        links_touching(&views(&[3, 5]), 2, -1, &mut changes);
         assert_eq!(
             changes,
             [
@@ -174,6 +218,9 @@ mod tests {
             .into_iter()
             .collect()
         );
+        // Nothing changed: nothing counts.
+        links_touching(&views(&[]), 0, 1, &mut changes);
+        assert_eq!(changes.len(), 2);
         assert_eq!(minute(-1), -1);
         assert_eq!(
             lock_key(&[0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 9]),

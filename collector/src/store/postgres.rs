@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::links::{LinkChanges, LinkSpan, link_span, links_touching, lock_key, minute};
+use super::links::{LinkChanges, LinkSpan, LinkView, link_span, links_touching, lock_key, minute};
 use super::row::{
-    PointColumns, SpanRow, from_json, labels_json, order_by_request, span_row, to_json, unique_ids,
+    PointColumns, SpanValues, from_json, labels_json, order_by_request, span_row, to_json,
+    unique_ids,
 };
 use super::row::{operation_rows, peer_service};
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
@@ -184,7 +185,7 @@ impl SpanColumns {
         columns
     }
 
-    fn push(&mut self, row: SpanRow) {
+    fn push(&mut self, row: SpanValues) {
         self.trace_id.push(row.trace_id);
         self.span_id.push(row.span_id);
         self.parent_span_id.push(row.parent_span_id);
@@ -199,10 +200,10 @@ impl SpanColumns {
         self.trace_state.push(row.trace_state);
         self.flags.push(row.flags);
         self.attributes.push(row.attributes);
-        self.events.push(row.events);
-        self.links.push(row.links);
-        self.resource.push(row.resource);
-        self.scope.push(row.scope);
+        self.events.push(row.events.to_string());
+        self.links.push(row.links.to_string());
+        self.resource.push(row.resource.to_string());
+        self.scope.push(row.scope.to_string());
     }
 }
 
@@ -478,12 +479,9 @@ async fn delete_spans(
         let gone_count = gone.len();
         let mut all = gone;
         all.extend(remaining);
-        let changed: HashSet<(&[u8], &[u8])> = all[..gone_count]
-            .iter()
-            .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
-            .collect();
+        let views: Vec<LinkView<'_>> = all.iter().map(LinkSpan::view).collect();
         let mut changes = LinkChanges::new();
-        links_touching(&all, &changed, -1, &mut changes);
+        links_touching(&views, gone_count, -1, &mut changes);
         apply_link_changes(&mut tx, &changes).await?;
     }
     tx.commit().await?;
@@ -504,7 +502,7 @@ impl Store for PostgresStore {
         if spans.is_empty() {
             return Ok(());
         }
-        let rows = SpanRow::from_spans(spans)?;
+        let rows = SpanValues::from_spans(spans)?;
         let mut index_of = HashMap::with_capacity(spans.len());
         for (index, span) in spans.iter().enumerate() {
             index_of
@@ -591,14 +589,25 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        // The links the inserted spans complete, with the spans stored before.
+        // The links the inserted spans complete, with the spans stored before
+        // (the inserted spans first, then the others).
         let stored = link_spans(&mut tx, &trace_ids).await?;
-        let changed: HashSet<(&[u8], &[u8])> = inserted
+        let inserted_ids: HashSet<(&[u8], &[u8])> = inserted
             .iter()
             .map(|span| (span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
             .collect();
+        let mut views: Vec<LinkView<'_>> =
+            inserted.iter().map(|span| LinkView::from(*span)).collect();
+        views.extend(
+            stored
+                .iter()
+                .filter(|span| {
+                    !inserted_ids.contains(&(span.trace_id.as_slice(), span.span_id.as_slice()))
+                })
+                .map(LinkSpan::view),
+        );
         let mut changes = LinkChanges::new();
-        links_touching(&stored, &changed, 1, &mut changes);
+        links_touching(&views, inserted.len(), 1, &mut changes);
         let deltas = summary::trace_deltas(inserted.into_iter());
         write_summaries(&mut tx, &deltas).await?;
         // Last: the hottest rows (a few links per minute) stay locked the

@@ -1,13 +1,16 @@
 //! Row models shared by the backends: how domain types become column values
 //! and back. The backends only differ in SQL and placeholders.
 
+use std::sync::Arc;
+
 use super::{
     Attributes, Event, Labels, Link, PointValue, Scope, Span, SpanId, SpanKind, StatusCode,
     StoreError, TraceId,
 };
 
-/// A span as column values. JSON columns are text here; PostgreSQL casts
-/// them to and from `jsonb` in SQL.
+/// A span as column values read back ([`SpanValues`] is the write side).
+/// JSON columns are text here; PostgreSQL casts them to and from `jsonb` in
+/// SQL.
 pub(crate) struct SpanRow {
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
@@ -57,65 +60,89 @@ macro_rules! span_row {
 }
 pub(crate) use span_row;
 
-// === impl SpanRow ===
+/// The column values of a span to insert (the write side of [`SpanRow`]).
+///
+/// Built on the async workers before the writer connection is taken, so
+/// that the connection only runs SQL. The JSON of a resource and scope is
+/// encoded once per run of spans that share it (the spans of one
+/// `ResourceSpans`) and shared, as are empty event and link lists: a
+/// shared `Arc<str>` binds without a copy.
+pub(crate) struct SpanValues {
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    pub parent_span_id: Option<Vec<u8>>,
+    pub service_name: String,
+    pub service_version: Option<String>,
+    pub operation: String,
+    pub kind: i32,
+    pub start_unix_nano: i64,
+    pub duration_nano: i64,
+    pub status_code: i32,
+    pub status_message: String,
+    pub trace_state: String,
+    pub flags: i64,
+    pub attributes: String,
+    pub events: Arc<str>,
+    pub links: Arc<str>,
+    pub resource: Arc<str>,
+    pub scope: Arc<str>,
+}
 
-impl SpanRow {
-    /// The rows of a batch. Spans of one export share their resource and
-    /// scope: equal neighbours reuse the JSON text instead of serializing it
-    /// again.
+// === impl SpanValues ===
+
+impl SpanValues {
+    /// The values of every span of a batch, in order.
     pub fn from_spans(spans: &[Span]) -> Result<Vec<Self>, StoreError> {
+        let empty_list: Arc<str> = Arc::from("[]");
         let mut rows: Vec<Self> = Vec::with_capacity(spans.len());
-        for (index, span) in spans.iter().enumerate() {
-            let previous = index
-                .checked_sub(1)
-                .and_then(|at| spans.get(at).zip(rows.get(at)));
-            let (resource, scope) = match previous {
-                Some((before, row)) if before.resource == span.resource => (
-                    row.resource.clone(),
-                    if before.scope == span.scope {
-                        row.scope.clone()
-                    } else {
-                        to_json(&span.scope)?
-                    },
-                ),
-                _ => (to_json(&span.resource)?, to_json(&span.scope)?),
+        let mut previous: Option<&Span> = None;
+        for span in spans {
+            let shared = previous.zip(rows.last());
+            let resource = match shared {
+                Some((before, row)) if before.resource == span.resource => row.resource.clone(),
+                _ => Arc::from(to_json(&span.resource)?),
             };
-            rows.push(Self::with_shared(span, resource, scope)?);
+            let scope = match shared {
+                Some((before, row)) if before.scope == span.scope => row.scope.clone(),
+                _ => Arc::from(to_json(&span.scope)?),
+            };
+            rows.push(Self {
+                trace_id: span.trace_id.0.to_vec(),
+                span_id: span.span_id.0.to_vec(),
+                parent_span_id: span.parent_span_id.map(|id| id.0.to_vec()),
+                service_name: span.service_name.clone(),
+                service_version: span.service_version.clone(),
+                operation: span.operation.clone(),
+                kind: span.kind.as_i32(),
+                start_unix_nano: span.start_unix_nano,
+                duration_nano: span.duration_nano,
+                status_code: span.status_code.as_i32(),
+                status_message: span.status_message.clone(),
+                trace_state: span.trace_state.clone(),
+                flags: i64::from(span.flags),
+                attributes: to_json(&span.attributes)?,
+                events: if span.events.is_empty() {
+                    empty_list.clone()
+                } else {
+                    Arc::from(to_json(&span.events)?)
+                },
+                links: if span.links.is_empty() {
+                    empty_list.clone()
+                } else {
+                    Arc::from(to_json(&span.links)?)
+                },
+                resource,
+                scope,
+            });
+            previous = Some(span);
         }
         Ok(rows)
     }
+}
 
-    fn with_shared(span: &Span, resource: String, scope: String) -> Result<Self, StoreError> {
-        Ok(Self {
-            trace_id: span.trace_id.0.to_vec(),
-            span_id: span.span_id.0.to_vec(),
-            parent_span_id: span.parent_span_id.map(|id| id.0.to_vec()),
-            service_name: span.service_name.clone(),
-            service_version: span.service_version.clone(),
-            operation: span.operation.clone(),
-            kind: span.kind.as_i32(),
-            start_unix_nano: span.start_unix_nano,
-            duration_nano: span.duration_nano,
-            status_code: span.status_code.as_i32(),
-            status_message: span.status_message.clone(),
-            trace_state: span.trace_state.clone(),
-            flags: i64::from(span.flags),
-            attributes: to_json(&span.attributes)?,
-            events: if span.events.is_empty() {
-                "[]".to_owned()
-            } else {
-                to_json(&span.events)?
-            },
-            links: if span.links.is_empty() {
-                "[]".to_owned()
-            } else {
-                to_json(&span.links)?
-            },
-            resource,
-            scope,
-        })
-    }
+// === impl SpanRow ===
 
+impl SpanRow {
     pub fn into_span(self) -> Result<Span, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("span column {what}"));
         Ok(Span {

@@ -13,14 +13,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::links::{LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, link_span, links_touching, minute};
+use super::links::{
+    LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, LinkView, link_span, links_touching, minute,
+};
 use super::row::{
-    PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
+    PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
 use super::row::{operation_rows, peer_service};
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
 use super::{
-    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
+    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
 };
 
@@ -92,8 +94,7 @@ static UPSERT_SUMMARIES: Batched = Batched::new(
      error_count = t.error_count + excluded.error_count, \
      root_service = COALESCE(t.root_service, excluded.root_service), \
      root_operation = CASE WHEN t.root_service IS NULL THEN excluded.root_operation \
-         ELSE t.root_operation END \
-     RETURNING trace_id, start_unix_nano, span_count",
+         ELSE t.root_operation END",
     [64, 8, 1],
 );
 static UPSERT_TRACE_SERVICES: Batched = Batched::new(
@@ -126,8 +127,17 @@ const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 
 const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXISTS \
      (SELECT 1 FROM operations o WHERE o.service_name = remote_services.service_name)";
 
-/// Spans per multi-row INSERT (18 parameters each; SQLite allows 32766).
-const SPAN_CHUNK: usize = 100;
+/// Inserts spans, 18 parameters a row (SQLite allows 32766 a statement).
+/// No `ON CONFLICT`: the spans already stored are filtered out before (a
+/// conflict would be a bug, and fails the transaction).
+static INSERT_SPANS: Batched = Batched::new(
+    "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, service_version, \
+     operation, kind, start_unix_nano, duration_nano, status_code, status_message, trace_state, \
+     flags, attributes, events, links, resource, scope) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "",
+    [256, 16, 1],
+);
 
 /// A multi-row `INSERT ... VALUES (..), (..) ...` built once for each of
 /// three row counts (fixed sizes keep the prepared-statement cache small).
@@ -189,13 +199,14 @@ impl Batched {
 }
 
 /// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
-/// `trace_operations`.
+/// `trace_operations`. `stored_starts` holds the start of every trace of
+/// the batch that had spans before it (the earliest of them; what its
+/// summary says).
 async fn write_summaries(
     tx: &mut sqlx::SqliteConnection,
     deltas: &[TraceDelta<'_>],
+    stored_starts: &HashMap<&[u8], i64>,
 ) -> Result<(), StoreError> {
-    // trace id → (stored start, stored span count) after the merge.
-    let mut merged: HashMap<Vec<u8>, (i64, i64)> = HashMap::with_capacity(deltas.len());
     let mut rest = deltas;
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(UPSERT_SUMMARIES.size_for(rest.len()));
@@ -212,15 +223,19 @@ async fn write_summaries(
                 .bind(delta.root_service())
                 .bind(delta.root_operation());
         }
-        for row in query.fetch_all(&mut *tx).await? {
-            merged.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
-        }
+        query.execute(&mut *tx).await?;
     }
+    // The trace's start after the merge.
+    let start_of = |delta: &TraceDelta<'_>| {
+        stored_starts
+            .get(delta.trace_id.0.as_slice())
+            .map_or(delta.start_unix_nano, |stored| {
+                (*stored).min(delta.start_unix_nano)
+            })
+    };
     let mut rows: Vec<(&TraceDelta<'_>, &str, i32, i64)> = Vec::new();
     for delta in deltas {
-        let start = merged
-            .get(delta.trace_id.0.as_slice())
-            .map_or(delta.start_unix_nano, |(start, _)| *start);
+        let start = start_of(delta);
         for (service, count) in &delta.services {
             rows.push((delta, *service, *count, start));
         }
@@ -241,9 +256,7 @@ async fn write_summaries(
     }
     let mut rows: Vec<(&TraceDelta<'_>, &str, &str, i64)> = Vec::new();
     for delta in deltas {
-        let start = merged
-            .get(delta.trace_id.0.as_slice())
-            .map_or(delta.start_unix_nano, |(start, _)| *start);
+        let start = start_of(delta);
         for (service, operation) in &delta.operations {
             rows.push((delta, *service, *operation, start));
         }
@@ -262,14 +275,17 @@ async fn write_summaries(
         }
         query.execute(&mut *tx).await?;
     }
+    // Traces whose start moved earlier: the rows of the services and
+    // operations the batch did not touch still carry the old start.
     for delta in deltas {
-        if let Some(&(start, count)) = merged.get(delta.trace_id.0.as_slice())
-            && count > i64::from(delta.span_count)
+        if stored_starts
+            .get(delta.trace_id.0.as_slice())
+            .is_some_and(|stored| delta.start_unix_nano < *stored)
         {
             for sql in UPDATE_TRACE_START {
                 sqlx::query(sql)
                     .bind(delta.trace_id.0.to_vec())
-                    .bind(start)
+                    .bind(delta.start_unix_nano)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -406,49 +422,142 @@ async fn delete_spans(
     let gone_count = gone.len();
     let mut all = gone;
     all.extend(remaining);
-    let changed: HashSet<(&[u8], &[u8])> = all[..gone_count]
-        .iter()
-        .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
-        .collect();
+    let views: Vec<LinkView<'_>> = all.iter().map(LinkSpan::view).collect();
     let mut changes = LinkChanges::new();
-    links_touching(&all, &changed, -1, &mut changes);
+    links_touching(&views, gone_count, -1, &mut changes);
     apply_link_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(deleted)
 }
 
-/// `INSERT INTO spans ... VALUES (...), ... RETURNING trace_id, span_id` for
-/// `rows` rows (1, 10 or [`SPAN_CHUNK`]: built once each).
-fn insert_spans_sql(rows: usize) -> &'static str {
-    use std::sync::OnceLock;
-    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let slot = match rows {
-        1 => 0,
-        10 => 1,
-        _ => 2,
-    };
-    SQL[slot].get_or_init(|| {
-        let mut sql = String::from(
-            "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, \
-             service_version, operation, kind, start_unix_nano, duration_nano, status_code, \
-             status_message, trace_state, flags, attributes, events, links, resource, scope) VALUES ",
-        );
-        let rows = [1, 10, SPAN_CHUNK][slot];
-        for row in 0..rows {
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+/// Inserts the rows in statements of [`INSERT_SPANS`]'s sizes.
+async fn insert_spans(
+    tx: &mut sqlx::SqliteConnection,
+    values: Vec<SpanValues>,
+) -> Result<(), StoreError> {
+    let mut rows = values.into_iter();
+    let mut remaining = rows.len();
+    while remaining > 0 {
+        let size = INSERT_SPANS.size_for(remaining);
+        remaining -= size;
+        let mut query = sqlx::query(INSERT_SPANS.sql(size));
+        for row in rows.by_ref().take(size) {
+            query = query
+                .bind(row.trace_id)
+                .bind(row.span_id)
+                .bind(row.parent_span_id)
+                .bind(row.service_name)
+                .bind(row.service_version)
+                .bind(row.operation)
+                .bind(row.kind)
+                .bind(row.start_unix_nano)
+                .bind(row.duration_nano)
+                .bind(row.status_code)
+                .bind(row.status_message)
+                .bind(row.trace_state)
+                .bind(row.flags)
+                .bind(row.attributes)
+                .bind(row.events)
+                .bind(row.links)
+                .bind(row.resource)
+                .bind(row.scope);
         }
-        sql.push_str(" ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id");
-        sql
-    })
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Catalog rows (`operations`, `remote_services`) of a batch.
+#[derive(Default)]
+struct CatalogRows {
+    operations: Vec<(String, String, i32)>,
+    remotes: Vec<(String, String)>,
+}
+
+/// The catalog rows known to be stored, so that a batch inserts only the
+/// ones it adds (a handful a service, where every batch used to insert each
+/// of its distinct operations again). Only committed rows are remembered.
+/// [`SqliteStore::prune_span_catalog`], the only delete of catalog rows,
+/// forgets them all inside its transaction: the writes after it (the writer
+/// connection is the only one, and this process the file's only writer)
+/// find nothing known, and a write that committed before the prune but
+/// remembers after it is recognized by the generation it started with and
+/// remembers nothing.
+#[derive(Default)]
+struct KnownCatalog {
+    inner: std::sync::Mutex<KnownRows>,
+}
+
+#[derive(Default)]
+struct KnownRows {
+    generation: u64,
+    operations: HashSet<(String, String, i32)>,
+    remotes: HashSet<(String, String)>,
+}
+
+impl KnownCatalog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KnownRows> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The catalog rows of `spans` not known to be stored.
+    fn missing(&self, spans: &[&Span]) -> CatalogRows {
+        let mut operations = HashSet::new();
+        let mut remotes = HashSet::new();
+        for span in spans {
+            operations.insert((
+                span.service_name.as_str(),
+                span.operation.as_str(),
+                span.kind.as_i32(),
+            ));
+            if let Some(remote) = peer_service(span) {
+                remotes.insert((span.service_name.as_str(), remote));
+            }
+        }
+        let known = self.lock();
+        CatalogRows {
+            operations: operations
+                .into_iter()
+                .map(|(service, operation, kind)| (service.to_owned(), operation.to_owned(), kind))
+                .filter(|row| !known.operations.contains(row))
+                .collect(),
+            remotes: remotes
+                .into_iter()
+                .map(|(service, remote)| (service.to_owned(), remote.to_owned()))
+                .filter(|row| !known.remotes.contains(row))
+                .collect(),
+        }
+    }
+
+    /// Remembers rows that a transaction started at `generation` committed.
+    fn remember(&self, generation: u64, rows: CatalogRows) {
+        let mut known = self.lock();
+        if known.generation == generation {
+            known.operations.extend(rows.operations);
+            known.remotes.extend(rows.remotes);
+        }
+    }
+
+    /// Forgets every row (some may have been deleted).
+    fn forget(&self) {
+        let mut known = self.lock();
+        known.generation += 1;
+        known.operations.clear();
+        known.remotes.clear();
+    }
 }
 
 /// Spans and metrics in one SQLite file.
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    catalog: KnownCatalog,
 }
 
 impl SqliteStore {
@@ -495,7 +604,11 @@ impl SqliteStore {
             .max_connections(READERS)
             .connect_with(options)
             .await?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            catalog: KnownCatalog::default(),
+        })
     }
 }
 
@@ -551,110 +664,90 @@ impl Store for SqliteStore {
         if spans.is_empty() {
             return Ok(());
         }
-        let rows = SpanRow::from_spans(spans)?;
-        // Which span each (trace id, span id) is (the first, for duplicates
-        // inside the batch: it is the one that gets stored).
-        let mut index_of = HashMap::with_capacity(spans.len());
+        // Everything that does not need the database, before taking the
+        // writer connection (the batches of other requests use it meanwhile).
+        let mut values = SpanValues::from_spans(spans)?;
+        // The first of each (trace id, span id): the one that gets stored.
+        let mut seen = HashSet::with_capacity(spans.len());
+        let mut new = Vec::with_capacity(spans.len());
         for (index, span) in spans.iter().enumerate() {
-            index_of
-                .entry((span.trace_id, span.span_id))
-                .or_insert(index);
-        }
-        let mut tx = self.writer.begin().await?;
-        let mut inserted = Vec::with_capacity(spans.len());
-        let mut rows = rows.into_iter();
-        let mut remaining = spans.len();
-        while remaining > 0 {
-            // Fixed statement sizes keep the prepared-statement cache small.
-            let size = [SPAN_CHUNK, 10, 1]
-                .into_iter()
-                .find(|size| *size <= remaining)
-                .unwrap_or(1);
-            let chunk: Vec<SpanRow> = rows.by_ref().take(size).collect();
-            remaining -= chunk.len();
-            let mut query = sqlx::query(insert_spans_sql(chunk.len()));
-            for row in chunk {
-                query = query
-                    .bind(row.trace_id)
-                    .bind(row.span_id)
-                    .bind(row.parent_span_id)
-                    .bind(row.service_name)
-                    .bind(row.service_version)
-                    .bind(row.operation)
-                    .bind(row.kind)
-                    .bind(row.start_unix_nano)
-                    .bind(row.duration_nano)
-                    .bind(row.status_code)
-                    .bind(row.status_message)
-                    .bind(row.trace_state)
-                    .bind(row.flags)
-                    .bind(row.attributes)
-                    .bind(row.events)
-                    .bind(row.links)
-                    .bind(row.resource)
-                    .bind(row.scope);
-            }
-            // RETURNING lists the rows actually inserted (not the conflicts).
-            for returned in query.fetch_all(&mut *tx).await? {
-                let trace_id: Vec<u8> = returned.try_get(0)?;
-                let span_id: Vec<u8> = returned.try_get(1)?;
-                let key = TraceId::from_bytes(&trace_id).zip(SpanId::from_bytes(&span_id));
-                if let Some(index) = key.and_then(|key| index_of.get(&key)) {
-                    inserted.push(*index);
-                }
+            if seen.insert((span.trace_id, span.span_id)) {
+                new.push(index);
             }
         }
-        // Only spans actually stored name operations and remote services (a
-        // retried duplicate with another name must not add one).
-        let mut operations = std::collections::HashSet::new();
-        let mut remotes = std::collections::HashSet::new();
-        for &index in &inserted {
-            let span = &spans[index];
-            if operations.insert((
-                span.service_name.as_str(),
-                span.operation.as_str(),
-                span.kind.as_i32(),
-            )) {
-                sqlx::query(INSERT_OPERATION)
-                    .bind(&span.service_name)
-                    .bind(&span.operation)
-                    .bind(span.kind.as_i32())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(remote) = peer_service(span)
-                && remotes.insert((span.service_name.as_str(), remote))
-            {
-                sqlx::query(INSERT_REMOTE_SERVICE)
-                    .bind(&span.service_name)
-                    .bind(remote)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        // The links the inserted spans complete, with the spans stored before.
-        let mut trace_ids: Vec<&[u8]> = inserted
+        let mut trace_ids: Vec<&[u8]> = spans
             .iter()
-            .map(|&index| spans[index].trace_id.0.as_slice())
+            .map(|span| span.trace_id.0.as_slice())
             .collect();
         trace_ids.sort_unstable();
         trace_ids.dedup();
+        let catalog_generation = self.catalog.generation();
+
+        let mut tx = self.writer.begin().await?;
+        // What is stored of the batch's traces (usually nothing): the spans
+        // stored before are left as they are, the links they make with the
+        // new spans are counted, and the traces' stored starts merged.
         let stored = link_spans(&mut tx, &trace_ids).await?;
-        let changed: HashSet<(&[u8], &[u8])> = inserted
-            .iter()
-            .map(|&index| {
-                (
-                    spans[index].trace_id.0.as_slice(),
-                    spans[index].span_id.0.as_slice(),
-                )
-            })
-            .collect();
+        if !stored.is_empty() {
+            let stored_ids: HashSet<(&[u8], &[u8])> = stored
+                .iter()
+                .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+                .collect();
+            new.retain(|&index| {
+                let span = &spans[index];
+                !stored_ids.contains(&(span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
+            });
+        }
+        if new.len() < values.len() {
+            let mut keep = vec![false; values.len()];
+            for &index in &new {
+                keep[index] = true;
+            }
+            let mut index = 0;
+            values.retain(|_| {
+                index += 1;
+                keep[index - 1]
+            });
+        }
+        insert_spans(&mut tx, values).await?;
+        let inserted: Vec<&Span> = new.iter().map(|&index| &spans[index]).collect();
+        // Only spans actually stored name operations and remote services (a
+        // retried duplicate with another name must not add one).
+        let catalog = self.catalog.missing(&inserted);
+        for (service, operation, kind) in &catalog.operations {
+            sqlx::query(INSERT_OPERATION)
+                .bind(service)
+                .bind(operation)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (service, remote) in &catalog.remotes {
+            sqlx::query(INSERT_REMOTE_SERVICE)
+                .bind(service)
+                .bind(remote)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut stored_starts: HashMap<&[u8], i64> = HashMap::new();
+        for span in &stored {
+            let start = stored_starts
+                .entry(span.trace_id.as_slice())
+                .or_insert(span.start_unix_nano);
+            *start = (*start).min(span.start_unix_nano);
+        }
+        let deltas = summary::trace_deltas(inserted.iter().copied());
+        write_summaries(&mut tx, &deltas, &stored_starts).await?;
+        // The links the inserted spans complete, among themselves and with
+        // the spans stored before (the inserted spans first).
+        let mut views: Vec<LinkView<'_>> = Vec::with_capacity(inserted.len() + stored.len());
+        views.extend(inserted.iter().map(|span| LinkView::from(*span)));
+        views.extend(stored.iter().map(LinkSpan::view));
         let mut changes = LinkChanges::new();
-        links_touching(&stored, &changed, 1, &mut changes);
+        links_touching(&views, inserted.len(), 1, &mut changes);
         apply_link_changes(&mut tx, &changes).await?;
-        let deltas = summary::trace_deltas(inserted.iter().map(|&index| &spans[index]));
-        write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
+        self.catalog.remember(catalog_generation, catalog);
         Ok(())
     }
 
@@ -912,6 +1005,9 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         sqlx::query(PRUNE_OPERATIONS).execute(&mut *tx).await?;
         sqlx::query(PRUNE_REMOTE_SERVICES).execute(&mut *tx).await?;
+        // While this transaction holds the only writer connection: a write
+        // after it looks its catalog rows up in an empty set.
+        self.catalog.forget();
         tx.commit().await?;
         Ok(())
     }

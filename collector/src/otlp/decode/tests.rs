@@ -35,7 +35,7 @@ fn good() -> OtlpSpan {
 }
 
 fn rejects(span: OtlpSpan, needle: &str) {
-    match spans(&request(span)) {
+    match spans(request(span)) {
         Err(InvalidData(message)) => assert!(message.contains(needle), "{message}"),
         Ok(spans) => panic!("accepted {spans:?}"),
     }
@@ -43,7 +43,7 @@ fn rejects(span: OtlpSpan, needle: &str) {
 
 #[test]
 fn converts_a_span() {
-    let converted = spans(&request(good())).unwrap();
+    let converted = spans(request(good())).unwrap();
     assert_eq!(converted.len(), 1);
     let span = &converted[0];
     assert_eq!(span.service_name, UNKNOWN_SERVICE);
@@ -54,10 +54,7 @@ fn converts_a_span() {
     // An all-zero parent means "no parent".
     let mut zero_parent = good();
     zero_parent.parent_span_id = vec![0; 8];
-    assert_eq!(
-        spans(&request(zero_parent)).unwrap()[0].parent_span_id,
-        None
-    );
+    assert_eq!(spans(request(zero_parent)).unwrap()[0].parent_span_id, None);
 }
 
 #[test]
@@ -150,7 +147,7 @@ fn json_normalization() {
         ]
     }]}]}]});
     let request = json::traces(body.to_string().as_bytes()).unwrap();
-    let converted = spans(&request).unwrap();
+    let converted = spans(request).unwrap();
     let span = &converted[0];
     assert_eq!(span.trace_id.to_hex(), "0102030405060708090a0b0c0d0e0f10");
     assert_eq!(span.kind, SpanKind::Producer);
