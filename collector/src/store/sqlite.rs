@@ -18,7 +18,9 @@ use super::row::{
     PointColumns, SpanRow, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
 use super::row::{operation_rows, peer_service};
-use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
+use super::search::{self, SearchPlan};
+use super::summary::{self, SUMMARY_COLUMNS, TraceDelta, summary_row};
+use super::tags;
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -400,6 +402,7 @@ async fn delete_spans(
     trace_ids.sort_unstable();
     trace_ids.dedup();
     refresh_summaries(&mut tx, &trace_ids).await?;
+    tags::refresh_sqlite(&mut tx, &trace_ids).await?;
     // The pairs that lose a span: among the deleted and remaining spans.
     let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
     let remaining = link_spans(&mut tx, &ids).await?;
@@ -498,6 +501,9 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 }
+
+/// The spans of one trace, for the search's same-span check.
+const SPANS_BY_TRACE: &str = "spans INDEXED BY spans_trace_span";
 
 fn push_span_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery) {
     if let Some(service) = &query.service {
@@ -652,6 +658,7 @@ impl Store for SqliteStore {
         let mut changes = LinkChanges::new();
         links_touching(&stored, &changed, 1, &mut changes);
         apply_link_changes(&mut tx, &changes).await?;
+        tags::write_sqlite(&mut tx, inserted.iter().map(|&index| &spans[index])).await?;
         let deltas = summary::trace_deltas(inserted.iter().map(|&index| &spans[index]));
         write_summaries(&mut tx, &deltas).await?;
         tx.commit().await?;
@@ -744,9 +751,27 @@ impl Store for SqliteStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
+        let resolved;
+        let query = match search::operation_only(query) {
+            Some(operation) => {
+                let mut services: Vec<String> =
+                    sqlx::query_scalar(search::SELECT_OPERATION_SERVICES_SQLITE)
+                        .bind(operation)
+                        .fetch_all(&self.readers)
+                        .await?;
+                match (services.pop(), services.is_empty()) {
+                    (Some(service), true) => {
+                        resolved = search::with_service(query, service);
+                        &resolved
+                    }
+                    _ => query,
+                }
+            }
+            None => query,
+        };
         let plan = SearchPlan::new(query);
         let mut page = QueryBuilder::<Sqlite>::new(SUMMARY_COLUMNS);
-        plan.push_filters(&mut page, query, false, push_span_filters);
+        plan.push_filters(&mut page, query, false, push_span_filters, SPANS_BY_TRACE);
         page.push(plan.order_by(query.order));
         page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
@@ -761,7 +786,7 @@ impl Store for SqliteStore {
             Some(total) => total,
             None => {
                 let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-                plan.push_filters(&mut count, query, true, push_span_filters);
+                plan.push_filters(&mut count, query, true, push_span_filters, SPANS_BY_TRACE);
                 let total: i64 = count.build().fetch_one(&self.readers).await?.try_get(0)?;
                 u64::try_from(total).unwrap_or(0)
             }
