@@ -158,6 +158,7 @@ async fn conformance(store: &dyn Store) {
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
     dependency_links(store).await;
+    tag_search(store).await;
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -1215,6 +1216,211 @@ async fn dependency_links(store: &dyn Store) {
             .unwrap(),
         vec![]
     );
+    store.prune_span_catalog().await.unwrap();
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["load", "stock-api", "web"]
+    );
+}
+
+/// Tag filters through the tag index: span and resource attributes, typed
+/// values matched by their text, several tags and an operation on ONE span,
+/// a trace whose start moves, paging, and the retention deletes. Runs last,
+/// on spans older than every other test's, and deletes them at the end.
+async fn tag_search(store: &dyn Store) {
+    let base = T0 - 3 * 365 * 24 * 3600 * SECOND;
+    let ms = SECOND / 1000;
+    let tagged = |trace: u8, id: u8, service: &str, operation: &str, start: i64, attrs, host| {
+        let mut span = span(trace, id, None, service, operation, start, 10 * ms);
+        span.attributes = attributes(attrs);
+        span.resource = attributes(json!({"service.name": service, "host": host}));
+        span
+    };
+    store
+        .write_spans(&[
+            tagged(
+                220,
+                1,
+                "tag-a",
+                "GET /",
+                base + SECOND,
+                json!({"http.response.status_code": 502, "retry": true, "user": "u1"}),
+                "h1",
+            ),
+            tagged(
+                220,
+                2,
+                "tag-a",
+                "db",
+                base + SECOND + 100 * ms,
+                json!({"db.system": "pg", "user": "u2"}),
+                "h1",
+            ),
+            tagged(
+                220,
+                3,
+                "tag-b",
+                "GET /",
+                base + SECOND + 200 * ms,
+                json!({"http.response.status_code": "502"}),
+                "h2",
+            ),
+            tagged(
+                221,
+                1,
+                "tag-a",
+                "GET /",
+                base + 2 * SECOND,
+                json!({"http.response.status_code": 200, "retry": false, "user": "u1", "f": 2.5}),
+                "h2",
+            ),
+            // Trace 222's root arrives in a later batch: its start moves.
+            tagged(
+                222,
+                2,
+                "tag-a",
+                "db",
+                base + 5 * SECOND,
+                json!({"user": "u3"}),
+                "h1",
+            ),
+        ])
+        .await
+        .unwrap();
+    store
+        .write_spans(&[tagged(
+            222,
+            1,
+            "tag-a",
+            "GET /",
+            base + 3 * SECOND,
+            json!({"user": "u1"}),
+            "h1",
+        )])
+        .await
+        .unwrap();
+    let window = trace_query(base, base + 100 * SECOND);
+    let search =
+        |service: Option<&str>, operation: Option<&str>, pairs: &[(&str, &str)]| TraceQuery {
+            service: service.map(str::to_owned),
+            operation: operation.map(str::to_owned),
+            tags: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..window.clone()
+        };
+    let check = |query: TraceQuery, expected: Vec<u8>| async move {
+        let found = store.find_traces(&query).await.unwrap();
+        let expected: Vec<TraceId> = expected.into_iter().map(trace_id).collect();
+        assert_eq!(found.trace_ids, expected, "{query:?}");
+        assert_eq!(found.total, expected.len() as u64, "{query:?}");
+    };
+    let a = Some("tag-a");
+    let b = Some("tag-b");
+    let code = "http.response.status_code";
+    // Ints and bools match their text, as Jaeger sends them.
+    check(search(a, None, &[(code, "502")]), vec![220]).await;
+    check(search(b, None, &[(code, "502")]), vec![220]).await;
+    check(search(a, None, &[(code, "200")]), vec![221]).await;
+    check(search(b, None, &[(code, "200")]), vec![]).await;
+    check(search(a, None, &[("retry", "true")]), vec![220]).await;
+    check(search(a, None, &[("retry", "false")]), vec![221]).await;
+    check(search(None, None, &[(code, "502")]), vec![220]).await;
+    // Resource attributes, alone and with a span attribute of the same span.
+    check(search(a, None, &[("host", "h1")]), vec![222, 220]).await;
+    check(search(a, None, &[("host", "h2")]), vec![221]).await;
+    check(search(b, None, &[("host", "h2")]), vec![220]).await;
+    check(
+        search(a, None, &[("user", "u2"), ("host", "h1")]),
+        vec![220],
+    )
+    .await;
+    check(
+        search(a, None, &[("user", "u1"), ("host", "h2")]),
+        vec![221],
+    )
+    .await;
+    // Two tags: on the same span, or on two spans of the trace (no match).
+    check(search(a, None, &[(code, "502"), ("user", "u1")]), vec![220]).await;
+    check(
+        search(a, None, &[("db.system", "pg"), ("user", "u2")]),
+        vec![220],
+    )
+    .await;
+    check(
+        search(a, None, &[(code, "502"), ("db.system", "pg")]),
+        vec![],
+    )
+    .await;
+    check(search(a, None, &[("user", "u1"), ("user", "u2")]), vec![]).await;
+    // An operation and a tag on one span.
+    check(
+        search(a, Some("GET /"), &[("user", "u1")]),
+        vec![222, 221, 220],
+    )
+    .await;
+    check(search(a, Some("db"), &[("user", "u1")]), vec![]).await;
+    check(search(a, Some("db"), &[("user", "u3")]), vec![222]).await;
+    // A double (not indexed), alone and next to an indexed tag.
+    check(search(a, None, &[("f", "2.5")]), vec![221]).await;
+    check(search(a, None, &[("f", "2.5"), ("user", "u1")]), vec![221]).await;
+    check(search(a, None, &[("f", "2.5"), ("user", "u3")]), vec![]).await;
+    check(search(a, None, &[("user", "nobody")]), vec![]).await;
+    // Paging and order.
+    let page = |limit, offset, order| TraceQuery {
+        limit,
+        offset,
+        order,
+        ..search(a, None, &[("user", "u1")])
+    };
+    check(page(20, 0, TraceOrder::Newest), vec![222, 221, 220]).await;
+    check(page(20, 0, TraceOrder::Oldest), vec![220, 221, 222]).await;
+    let found = store
+        .find_traces(&page(1, 1, TraceOrder::Newest))
+        .await
+        .unwrap();
+    assert_eq!((found.trace_ids, found.total), (vec![trace_id(221)], 3));
+    let found = store
+        .find_traces(&page(1, 0, TraceOrder::Oldest))
+        .await
+        .unwrap();
+    assert_eq!((found.trace_ids, found.total), (vec![trace_id(220)], 3));
+    // Trace 222 starts at its root's start, tags of the earlier batch too.
+    let at = |start: i64, pairs: &[(&str, &str)]| TraceQuery {
+        start_unix_nano: start,
+        end_unix_nano: start,
+        ..search(a, None, pairs)
+    };
+    check(at(base + 3 * SECOND, &[("user", "u3")]), vec![222]).await;
+    check(at(base + 5 * SECOND, &[("user", "u3")]), vec![]).await;
+    // Operation-only searches: one service has "db", two have "GET /".
+    check(search(None, Some("db"), &[]), vec![222, 220]).await;
+    check(search(None, Some("GET /"), &[]), vec![222, 221, 220]).await;
+
+    // Retention: the oldest span (220's root) goes, and its tags with it;
+    // the trace now starts at its next span.
+    assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
+    check(search(a, None, &[(code, "502")]), vec![]).await;
+    check(search(a, None, &[("retry", "true")]), vec![]).await;
+    check(search(b, None, &[(code, "502")]), vec![220]).await;
+    check(search(a, None, &[("user", "u1")]), vec![222, 221]).await;
+    check(search(a, None, &[("host", "h1")]), vec![222, 220]).await;
+    check(at(base + SECOND + 100 * ms, &[("user", "u2")]), vec![220]).await;
+    check(at(base + SECOND, &[("user", "u2")]), vec![]).await;
+    check(
+        search(a, None, &[("db.system", "pg"), ("user", "u2")]),
+        vec![220],
+    )
+    .await;
+    while store
+        .delete_spans_before(base + 100 * SECOND, 2)
+        .await
+        .unwrap()
+        == 2
+    {}
+    check(search(a, None, &[("user", "u1")]), vec![]).await;
+    check(search(b, None, &[("host", "h2")]), vec![]).await;
     store.prune_span_catalog().await.unwrap();
     assert_eq!(
         store.services().await.unwrap(),

@@ -118,4 +118,75 @@ mod tests {
                 .unwrap();
         assert_eq!(links, vec![(0, "web".to_owned(), "api".to_owned(), 1, 0)]);
     }
+
+    /// Migration 0008 indexes the stored spans' short strings, bools and
+    /// integers, span and resource attributes alike, once per (trace,
+    /// service, key, value), with the trace's start.
+    #[tokio::test]
+    async fn sqlite_migrations_backfill_the_tag_index() {
+        use sqlx::sqlite::SqlitePoolOptions;
+
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let early: Vec<_> = super::embedded::SQLITE
+            .iter()
+            .copied()
+            .filter(|(version, _, _)| *version <= 7)
+            .collect();
+        super::migrator(early.leak()).run(&pool).await.unwrap();
+        let long = "x".repeat(129);
+        for (span, start, attributes) in [
+            (
+                1u8,
+                20,
+                format!(r#"{{"code": 502, "ok": true, "f": 1.5, "long": "{long}"}}"#),
+            ),
+            (
+                2,
+                10,
+                r#"{"code": "502", "list": [1], "no": false}"#.to_owned(),
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO spans (trace_id, span_id, service_name, operation, kind, \
+                 start_unix_nano, duration_nano, status_code, attributes, resource) \
+                 VALUES (?, ?, 'web', 'GET /', 2, ?, 1, 0, ?, '{\"host\": \"h1\"}')",
+            )
+            .bind(vec![1u8; 16])
+            .bind(vec![span; 8])
+            .bind(start)
+            .bind(attributes)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, \
+             duration_nano, span_count, error_count) VALUES (?, 10, 21, 11, 2, 0)",
+        )
+        .bind(vec![1u8; 16])
+        .execute(&pool)
+        .await
+        .unwrap();
+        super::sqlite().run(&pool).await.unwrap();
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT service_name, key, value, trace_start FROM trace_tags ORDER BY key, value",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let row = |key: &str, value: &str| ("web".to_owned(), key.to_owned(), value.to_owned(), 10);
+        assert_eq!(
+            rows,
+            vec![
+                row("code", "502"),
+                row("host", "h1"),
+                row("no", "false"),
+                row("ok", "true"),
+            ]
+        );
+    }
 }

@@ -12,8 +12,10 @@ mod migrate;
 mod model;
 pub mod postgres;
 mod row;
+mod search;
 pub mod sqlite;
 mod summary;
+mod tags;
 
 use std::path::PathBuf;
 use std::sync::Arc;
