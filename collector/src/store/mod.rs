@@ -12,10 +12,8 @@ mod migrate;
 mod model;
 pub mod postgres;
 mod row;
-mod search;
 pub mod sqlite;
 mod summary;
-mod tags;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -17,9 +17,7 @@ use super::row::{
     unique_ids,
 };
 use super::row::{operation_rows, peer_service};
-use super::search::{self, SearchPlan};
-use super::summary::{self, SUMMARY_COLUMNS, TraceDelta, summary_row};
-use super::tags;
+use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -345,9 +343,6 @@ impl PostgresStore {
     }
 }
 
-/// The spans of one trace, for the search's same-span check.
-const SPANS_BY_TRACE: &str = "spans";
-
 fn push_span_filters(builder: &mut QueryBuilder<Postgres>, query: &TraceQuery) {
     if let Some(service) = &query.service {
         builder.push(" AND service_name = ");
@@ -475,7 +470,6 @@ async fn delete_spans(
         for sql in REFRESH_SUMMARIES {
             sqlx::query(sql).bind(&trace_ids).execute(&mut *tx).await?;
         }
-        tags::refresh_postgres(&mut tx, &trace_ids).await?;
         // The pairs that lose a span, among the deleted and remaining spans
         // (after the writers of these traces, which may have counted a pair
         // with a span deleted here, committed).
@@ -614,7 +608,6 @@ impl Store for PostgresStore {
         );
         let mut changes = LinkChanges::new();
         links_touching(&views, inserted.len(), 1, &mut changes);
-        tags::write_postgres(&mut tx, &inserted).await?;
         let deltas = summary::trace_deltas(inserted.into_iter());
         write_summaries(&mut tx, &deltas).await?;
         // Last: the hottest rows (a few links per minute) stay locked the
@@ -710,27 +703,9 @@ impl Store for PostgresStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
-        let resolved;
-        let query = match search::operation_only(query) {
-            Some(operation) => {
-                let mut services: Vec<String> =
-                    sqlx::query_scalar(search::SELECT_OPERATION_SERVICES_POSTGRES)
-                        .bind(operation)
-                        .fetch_all(&self.pool)
-                        .await?;
-                match (services.pop(), services.is_empty()) {
-                    (Some(service), true) => {
-                        resolved = search::with_service(query, service);
-                        &resolved
-                    }
-                    _ => query,
-                }
-            }
-            None => query,
-        };
         let plan = SearchPlan::new(query);
         let mut page = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
-        plan.push_filters(&mut page, query, false, push_span_filters, SPANS_BY_TRACE);
+        plan.push_filters(&mut page, query, false, push_span_filters);
         page.push(plan.order_by(query.order));
         page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
@@ -745,7 +720,7 @@ impl Store for PostgresStore {
             Some(total) => total,
             None => {
                 let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-                plan.push_filters(&mut count, query, true, push_span_filters, SPANS_BY_TRACE);
+                plan.push_filters(&mut count, query, true, push_span_filters);
                 let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
                 u64::try_from(total).unwrap_or(0)
             }

@@ -20,9 +20,7 @@ use super::row::{
     PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json, unique_ids,
 };
 use super::row::{operation_rows, peer_service};
-use super::search::{self, SearchPlan};
-use super::summary::{self, SUMMARY_COLUMNS, TraceDelta, summary_row};
-use super::tags;
+use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -418,7 +416,6 @@ async fn delete_spans(
     trace_ids.sort_unstable();
     trace_ids.dedup();
     refresh_summaries(&mut tx, &trace_ids).await?;
-    tags::refresh_sqlite(&mut tx, &trace_ids).await?;
     // The pairs that lose a span: among the deleted and remaining spans.
     let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
     let remaining = link_spans(&mut tx, &ids).await?;
@@ -615,9 +612,6 @@ impl SqliteStore {
     }
 }
 
-/// The spans of one trace, for the search's same-span check.
-const SPANS_BY_TRACE: &str = "spans INDEXED BY spans_trace_span";
-
 fn push_span_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery) {
     if let Some(service) = &query.service {
         builder.push(" AND service_name = ");
@@ -742,9 +736,6 @@ impl Store for SqliteStore {
                 .or_insert(span.start_unix_nano);
             *start = (*start).min(span.start_unix_nano);
         }
-        // Before the summaries: the tag index compares the batch's trace
-        // starts with the stored ones.
-        tags::write_sqlite(&mut tx, inserted.iter().copied()).await?;
         let deltas = summary::trace_deltas(inserted.iter().copied());
         write_summaries(&mut tx, &deltas, &stored_starts).await?;
         // The links the inserted spans complete, among themselves and with
@@ -846,27 +837,9 @@ impl Store for SqliteStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
-        let resolved;
-        let query = match search::operation_only(query) {
-            Some(operation) => {
-                let mut services: Vec<String> =
-                    sqlx::query_scalar(search::SELECT_OPERATION_SERVICES_SQLITE)
-                        .bind(operation)
-                        .fetch_all(&self.readers)
-                        .await?;
-                match (services.pop(), services.is_empty()) {
-                    (Some(service), true) => {
-                        resolved = search::with_service(query, service);
-                        &resolved
-                    }
-                    _ => query,
-                }
-            }
-            None => query,
-        };
         let plan = SearchPlan::new(query);
         let mut page = QueryBuilder::<Sqlite>::new(SUMMARY_COLUMNS);
-        plan.push_filters(&mut page, query, false, push_span_filters, SPANS_BY_TRACE);
+        plan.push_filters(&mut page, query, false, push_span_filters);
         page.push(plan.order_by(query.order));
         page.push(" LIMIT ");
         page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
@@ -881,7 +854,7 @@ impl Store for SqliteStore {
             Some(total) => total,
             None => {
                 let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-                plan.push_filters(&mut count, query, true, push_span_filters, SPANS_BY_TRACE);
+                plan.push_filters(&mut count, query, true, push_span_filters);
                 let total: i64 = count.build().fetch_one(&self.readers).await?.try_get(0)?;
                 u64::try_from(total).unwrap_or(0)
             }

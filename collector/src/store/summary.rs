@@ -1,12 +1,14 @@
 //! Per-trace summaries maintained at ingest (`trace_summaries` and
 //! `trace_services`, migration 0004; `trace_operations`, migration 0006):
 //! what both backends share — the
-//! aggregation of a batch's inserted spans per trace and the assembly of
-//! [`TraceSummary`] values (the search plan is in `search.rs`).
+//! aggregation of a batch's inserted spans per trace, the search plan and
+//! its `ORDER BY`, and the assembly of [`TraceSummary`] values.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Span, StatusCode, TraceId, TraceQuery, TraceSummary};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::{Span, StatusCode, TraceId, TraceOrder, TraceQuery, TraceSummary};
 
 /// What one batch adds to one trace's summary.
 pub(crate) struct TraceDelta<'a> {
@@ -80,6 +82,153 @@ pub(crate) fn trace_deltas<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Tra
             .insert((span.service_name.as_str(), span.operation.as_str()));
     }
     by_trace.into_values().collect()
+}
+
+/// How a search reads the summary tables.
+pub(crate) struct SearchPlan {
+    /// A service filter and no span filter but the operation: walk
+    /// `trace_services` (or `trace_operations`, see `by_operation`) by
+    /// (service, [operation,] start).
+    pub by_service: bool,
+    /// With `by_service`: the operation is set too, walk `trace_operations`
+    /// by (service, operation, start).
+    pub by_operation: bool,
+    /// An operation filter without service and no other span filter:
+    /// restrict to traces in `trace_operations` (through the services that
+    /// have that operation).
+    pub operation_only: bool,
+    /// Tag or span-duration filters: restrict to traces with a matching span.
+    pub span_filter: bool,
+    /// Whole-trace duration bounds are set.
+    pub trace_durations: bool,
+}
+
+impl SearchPlan {
+    pub fn new(query: &TraceQuery) -> Self {
+        // Filters only the spans themselves can answer. Service and
+        // operation on one span are what a `trace_operations` row records.
+        let span_filter = !query.tags.is_empty()
+            || query.min_duration_nano.is_some()
+            || query.max_duration_nano.is_some();
+        let by_service = query.service.is_some() && !span_filter;
+        Self {
+            by_service,
+            by_operation: by_service && query.operation.is_some(),
+            operation_only: !span_filter && query.service.is_none() && query.operation.is_some(),
+            span_filter,
+            trace_durations: query.min_trace_duration_nano.is_some()
+                || query.max_trace_duration_nano.is_some(),
+        }
+    }
+
+    /// `FROM ... WHERE ...` of a search over the summary tables, for either database:
+    /// `span_filters` adds the span-level conditions (` AND ...`) in its SQL dialect.
+    pub fn push_filters<DB>(
+        &self,
+        builder: &mut QueryBuilder<DB>,
+        query: &TraceQuery,
+        count: bool,
+        span_filters: fn(&mut QueryBuilder<DB>, &TraceQuery),
+    ) where
+        DB: Database,
+        for<'t> i64: Encode<'t, DB> + Type<DB>,
+        for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    {
+        let plan = self;
+        if plan.by_service {
+            // Counting needs the summaries only for trace-duration bounds.
+            let table = plan.service_table();
+            if count && !plan.trace_durations {
+                builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
+            } else {
+                builder.push(format_args!(
+                    " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                     WHERE s.service_name = "
+                ));
+            }
+            builder.push_bind(query.service.clone());
+            if plan.by_operation {
+                builder.push(" AND s.operation = ");
+                builder.push_bind(query.operation.clone());
+            }
+            builder.push(" AND s.trace_start >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND s.trace_start <= ");
+            builder.push_bind(query.end_unix_nano);
+        } else {
+            builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND t.start_unix_nano <= ");
+            builder.push_bind(query.end_unix_nano);
+        }
+        if let Some(min) = query.min_trace_duration_nano {
+            builder.push(" AND t.duration_nano >= ");
+            builder.push_bind(min);
+        }
+        if let Some(max) = query.max_trace_duration_nano {
+            builder.push(" AND t.duration_nano <= ");
+            builder.push_bind(max);
+        }
+        if plan.operation_only {
+            // The index ranges of the services that have the operation (the
+            // catalog may list more: their ranges are empty).
+            builder.push(
+                " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+                 WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
+            );
+            builder.push_bind(query.operation.clone());
+            builder.push(") AND o.operation = ");
+            builder.push_bind(query.operation.clone());
+            builder.push(" AND o.trace_start >= ");
+            builder.push_bind(query.start_unix_nano);
+            builder.push(" AND o.trace_start <= ");
+            builder.push_bind(query.end_unix_nano);
+            builder.push(")");
+        }
+        if plan.span_filter {
+            // A trace's spans start at or after the trace: the window's start
+            // bounds the span index range.
+            builder
+                .push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
+            builder.push_bind(query.start_unix_nano);
+            span_filters(builder, query);
+            builder.push(")");
+        }
+    }
+
+    /// The table a service search walks.
+    pub fn service_table(&self) -> &'static str {
+        if self.by_operation {
+            "trace_operations"
+        } else {
+            "trace_services"
+        }
+    }
+
+    /// The trace start column and the trace id column to order by.
+    pub fn columns(&self) -> (&'static str, &'static str) {
+        if self.by_service {
+            ("s.trace_start", "s.trace_id")
+        } else {
+            ("t.start_unix_nano", "t.trace_id")
+        }
+    }
+
+    /// ` ORDER BY ...` for `order` (ties: start, then id; see the contract).
+    pub fn order_by(&self, order: TraceOrder) -> String {
+        let (start, id) = self.columns();
+        match order {
+            TraceOrder::Newest => format!(" ORDER BY {start} DESC, {id} DESC"),
+            TraceOrder::Oldest => format!(" ORDER BY {start}, {id}"),
+            TraceOrder::Longest => {
+                format!(" ORDER BY t.duration_nano DESC, {start} DESC, {id} DESC")
+            }
+            TraceOrder::Shortest => format!(" ORDER BY t.duration_nano, {start} DESC, {id} DESC"),
+            TraceOrder::MostSpans => {
+                format!(" ORDER BY t.span_count DESC, {start} DESC, {id} DESC")
+            }
+        }
+    }
 }
 
 /// The summary columns a page query selects, in [`SummaryRow`] order.
