@@ -7,6 +7,8 @@
 //!     [--lazy true]
 //! ```
 //!
+//! `--queries 0` stops after the ingest (to profile the write path alone).
+//!
 //! 1. Ingest: `--clients` OTLP/gRPC clients send `--spans` spans in
 //!    exports of `--batch` spans (traces of 8 spans over 4 services, realistic
 //!    HTTP attributes), built and protobuf-encoded before the clock starts
@@ -516,6 +518,13 @@ async fn main() {
         println!("load average after ingest: {}", load.trim());
     }
 
+    if args.queries == 0 {
+        // Ingest only (for profiling the write path).
+        collector.shutdown().await;
+        drop_schema(&args.db, &pg_base, &schema).await;
+        return;
+    }
+
     // 2. Metrics for the graph.
     let mut metrics = MetricsServiceClient::connect(grpc.clone()).await.unwrap();
     let started = Instant::now();
@@ -631,8 +640,13 @@ async fn main() {
         }
     }
     collector.shutdown().await;
-    if args.db == "postgres" {
-        let mut admin = sqlx::PgConnection::connect(&pg_base).await.unwrap();
+    drop_schema(&args.db, &pg_base, &schema).await;
+}
+
+/// Drops the PostgreSQL schema of the run.
+async fn drop_schema(db: &str, pg_base: &str, schema: &str) {
+    if db == "postgres" {
+        let mut admin = sqlx::PgConnection::connect(pg_base).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(&mut admin)
             .await

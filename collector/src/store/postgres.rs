@@ -189,9 +189,10 @@ impl SpanColumns {
         self.trace_id.push(row.trace_id);
         self.span_id.push(row.span_id);
         self.parent_span_id.push(row.parent_span_id);
-        self.service_name.push(row.service_name);
-        self.service_version.push(row.service_version);
-        self.operation.push(row.operation);
+        self.service_name.push(row.service_name.to_string());
+        self.service_version
+            .push(row.service_version.as_deref().map(str::to_owned));
+        self.operation.push(row.operation.to_string());
         self.kind.push(row.kind);
         self.start_unix_nano.push(row.start_unix_nano);
         self.duration_nano.push(row.duration_nano);

@@ -65,15 +65,16 @@ pub(crate) use span_row;
 /// Built on the async workers before the writer connection is taken, so
 /// that the connection only runs SQL. The JSON of a resource and scope is
 /// encoded once per run of spans that share it (the spans of one
-/// `ResourceSpans`) and shared, as are empty event and link lists: a
-/// shared `Arc<str>` binds without a copy.
+/// `ResourceSpans`) and shared, as are empty event and link lists and the
+/// few distinct service, version and operation names of a batch: a shared
+/// `Arc<str>` binds without a copy.
 pub(crate) struct SpanValues {
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
     pub parent_span_id: Option<Vec<u8>>,
-    pub service_name: String,
-    pub service_version: Option<String>,
-    pub operation: String,
+    pub service_name: Arc<str>,
+    pub service_version: Option<Arc<str>>,
+    pub operation: Arc<str>,
     pub kind: i32,
     pub start_unix_nano: i64,
     pub duration_nano: i64,
@@ -94,6 +95,7 @@ impl SpanValues {
     /// The values of every span of a batch, in order.
     pub fn from_spans(spans: &[Span]) -> Result<Vec<Self>, StoreError> {
         let empty_list: Arc<str> = Arc::from("[]");
+        let mut names = Interner::default();
         let mut rows: Vec<Self> = Vec::with_capacity(spans.len());
         let mut previous: Option<&Span> = None;
         for span in spans {
@@ -110,9 +112,12 @@ impl SpanValues {
                 trace_id: span.trace_id.0.to_vec(),
                 span_id: span.span_id.0.to_vec(),
                 parent_span_id: span.parent_span_id.map(|id| id.0.to_vec()),
-                service_name: span.service_name.clone(),
-                service_version: span.service_version.clone(),
-                operation: span.operation.clone(),
+                service_name: names.get(&span.service_name),
+                service_version: span
+                    .service_version
+                    .as_deref()
+                    .map(|version| names.get(version)),
+                operation: names.get(&span.operation),
                 kind: span.kind.as_i32(),
                 start_unix_nano: span.start_unix_nano,
                 duration_nano: span.duration_nano,
@@ -137,6 +142,22 @@ impl SpanValues {
             previous = Some(span);
         }
         Ok(rows)
+    }
+}
+
+/// One shared copy of each distinct string of a batch (service and span
+/// names: a few dozen per batch of hundreds of spans).
+#[derive(Default)]
+pub(crate) struct Interner<'a> {
+    strings: std::collections::HashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Interner<'a> {
+    pub fn get(&mut self, text: &'a str) -> Arc<str> {
+        self.strings
+            .entry(text)
+            .or_insert_with(|| Arc::from(text))
+            .clone()
     }
 }
 

@@ -17,7 +17,8 @@ use super::links::{
     LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, LinkView, link_span, links_touching, minute,
 };
 use super::row::{
-    PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json, unique_ids,
+    Interner, PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json,
+    unique_ids,
 };
 use super::row::{operation_rows, peer_service};
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
@@ -68,9 +69,14 @@ const SELECT_REMOTE_SERVICES: &str = "SELECT remote_service FROM remote_services
 const SELECT_DEPENDENCIES: &str = "SELECT parent, child, SUM(calls) AS calls, \
      SUM(errors) AS errors FROM dependency_links WHERE minute >= ?1 AND minute <= ?2 \
      GROUP BY parent, child HAVING SUM(calls) > 0 ORDER BY parent, child";
-const UPSERT_LINK: &str = "INSERT INTO dependency_links AS l (minute, parent, child, calls, \
-     errors) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (minute, parent, child) DO UPDATE SET \
-     calls = l.calls + excluded.calls, errors = l.errors + excluded.errors";
+/// Adds link counts (the keys of one statement are distinct).
+static UPSERT_LINKS: Batched = Batched::new(
+    "INSERT INTO dependency_links AS l (minute, parent, child, calls, errors) VALUES ",
+    "(?, ?, ?, ?, ?)",
+    " ON CONFLICT (minute, parent, child) DO UPDATE SET \
+     calls = l.calls + excluded.calls, errors = l.errors + excluded.errors",
+    [16, 4, 1],
+);
 const DELETE_EMPTY_LINK: &str = "DELETE FROM dependency_links \
      WHERE minute = ?1 AND parent = ?2 AND child = ?3 AND calls <= 0";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
@@ -102,14 +108,14 @@ static UPSERT_TRACE_SERVICES: Batched = Batched::new(
     "(?, ?, ?, ?)",
     " ON CONFLICT (trace_id, service_name) DO UPDATE SET \
      span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
-    [128, 16, 1],
+    [256, 16, 1],
 );
 static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
     "INSERT INTO trace_operations AS o (trace_id, service_name, operation, trace_start) VALUES ",
     "(?, ?, ?, ?)",
     " ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
      trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
-    [128, 16, 1],
+    [256, 16, 1],
 );
 /// A trace whose start moved earlier: the rows of services and operations
 /// the batch did not touch still carry the old start.
@@ -207,6 +213,8 @@ async fn write_summaries(
     deltas: &[TraceDelta<'_>],
     stored_starts: &HashMap<&[u8], i64>,
 ) -> Result<(), StoreError> {
+    // Names bound as shared strings (a few per batch, bound for every row).
+    let mut names = Interner::default();
     let mut rest = deltas;
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(UPSERT_SUMMARIES.size_for(rest.len()));
@@ -220,8 +228,8 @@ async fn write_summaries(
                 .bind(delta.duration_nano())
                 .bind(delta.span_count)
                 .bind(delta.error_count)
-                .bind(delta.root_service())
-                .bind(delta.root_operation());
+                .bind(delta.root_service().map(|name| names.get(name)))
+                .bind(delta.root_operation().map(|name| names.get(name)));
         }
         query.execute(&mut *tx).await?;
     }
@@ -248,7 +256,7 @@ async fn write_summaries(
         for (delta, service, count, start) in chunk {
             query = query
                 .bind(delta.trace_id.0.to_vec())
-                .bind(*service)
+                .bind(names.get(service))
                 .bind(*count)
                 .bind(*start);
         }
@@ -269,8 +277,8 @@ async fn write_summaries(
         for (delta, service, operation, start) in chunk {
             query = query
                 .bind(delta.trace_id.0.to_vec())
-                .bind(*service)
-                .bind(*operation)
+                .bind(names.get(service))
+                .bind(names.get(operation))
                 .bind(*start);
         }
         query.execute(&mut *tx).await?;
@@ -370,18 +378,26 @@ async fn apply_link_changes(
     tx: &mut sqlx::SqliteConnection,
     changes: &LinkChanges,
 ) -> Result<(), StoreError> {
-    for ((minute, parent, child), (calls, errors)) in changes {
-        if *calls == 0 && *errors == 0 {
-            continue;
+    let changes: Vec<_> = changes
+        .iter()
+        .filter(|(_, (calls, errors))| *calls != 0 || *errors != 0)
+        .collect();
+    let mut rest = changes.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(UPSERT_LINKS.size_for(rest.len()));
+        rest = tail;
+        let mut query = sqlx::query(UPSERT_LINKS.sql(chunk.len()));
+        for ((minute, parent, child), (calls, errors)) in chunk {
+            query = query
+                .bind(minute)
+                .bind(parent)
+                .bind(child)
+                .bind(calls)
+                .bind(errors);
         }
-        sqlx::query(UPSERT_LINK)
-            .bind(minute)
-            .bind(parent)
-            .bind(child)
-            .bind(calls)
-            .bind(errors)
-            .execute(&mut *tx)
-            .await?;
+        query.execute(&mut *tx).await?;
+    }
+    for ((minute, parent, child), (calls, _)) in changes {
         if *calls < 0 {
             sqlx::query(DELETE_EMPTY_LINK)
                 .bind(minute)
