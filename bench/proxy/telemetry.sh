@@ -19,6 +19,13 @@
 # CPU 0, in both modes: the collector then stands for one on another machine, and the ratio is
 # the proxies' own telemetry cost.
 #
+# CALLGRIND=1 counts instructions instead (valgrind's callgrind; the counts do not depend on
+# the machine's load, unlike rps): all four proxies run under callgrind, instrumentation off,
+# both pairs are warmed up, then instrumentation is switched on and REQUESTS (default 2000)
+# requests at 4 connections go through each pair; after the "on" pair's span queues are
+# exported (a few seconds) it stops and the totals are divided by REQUESTS. The
+# metric push interval is raised so that the wall time valgrind takes does not count pushes.
+#
 # Usage: bench/proxy/telemetry.sh   (or bench/proxy/run.sh telemetry)
 #        WEFT=path/to/weft skips the build; OUT (default bench/proxy/telemetry-results.md).
 set -euo pipefail
@@ -52,6 +59,12 @@ fi
 
 LOAD_CPU=()
 COLL_CPU=()
+PROXY_WRAP=()
+EXTRA=()
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  need valgrind || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+  EXTRA=(--metrics-interval 3600)
+fi
 if [ "${PIN:-0}" = 1 ]; then
   LOAD_CPU=(taskset -c 0)
   COLL_CPU=(taskset -c 1)
@@ -72,7 +85,7 @@ start() { # name, command...
 }
 
 wait_port() {
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 2400); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
@@ -125,10 +138,13 @@ service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN
 service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN
 weft_proxy() { # name, workload, config, inbound, outbound, admin, extra args...
   local name=$1 workload=$2 config=$3 inbound=$4 outbound=$5 admin=$6; shift 6
-  start "$name" "${LOAD_CPU[@]}" "$WEFT" proxy --threads 1 --workload "$workload" \
+  if [ "${CALLGRIND:-0}" = 1 ]; then
+    PROXY_WRAP=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.$name")
+  fi
+  start "$name" "${LOAD_CPU[@]}" "${PROXY_WRAP[@]}" "$WEFT" proxy --threads 1 --workload "$workload" \
     --labels "app=$workload,version=v1" --config "$config" --app "127.0.0.1:$UPSTREAM" \
     --inbound "127.0.0.1:$inbound" --outbound "127.0.0.1:$outbound" \
-    --admin "127.0.0.1:$admin" --log warn "$@"
+    --admin "127.0.0.1:$admin" --log warn "${EXTRA[@]}" "$@"
 }
 wait_port $COLL_GRPC
 weft_proxy off-a client "$WORK/mesh-off" 18707 $OFF_A_OUT $OFF_A_ADMIN --sampling 0
@@ -155,6 +171,61 @@ print(round(d['summary']['requestsPerSec']), s.get('200', 0), sum(s.values()))" 
 
 OFF_URL="http://127.0.0.1:$OFF_A_OUT/"
 ON_URL="http://127.0.0.1:$ON_A_OUT/"
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  REQUESTS=${REQUESTS:-2000}
+  OUT=${OUT%.md}-callgrind.md
+  for url in "$OFF_URL" "$ON_URL"; do
+    "${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -n 400 -c 4 "$url" >/dev/null
+  done
+  for _ in $(seq 1 100); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
+  sleep 2
+  for name in off-a off-b on-a on-b; do callgrind_control -i on "$(cat "$WORK/$name.pid")" >/dev/null; done
+  for url in "$OFF_URL" "$ON_URL"; do
+    "${LOAD_CPU[@]}" oha --no-tui --output-format json -H "Host: upstream" -n "$REQUESTS" -c 4 "$url" >"$WORK/oha.json"
+    python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['statusCodeDistribution']; \
+assert s.get('200', 0) == int(sys.argv[2]), s" "$WORK/oha.json" "$REQUESTS"
+  done
+  # The last batch waits up to 0.5 s in the queue; its export under valgrind takes a moment.
+  # (Scraping /metrics meanwhile would count the scrapes.)
+  sleep 5
+  for name in off-a off-b on-a on-b; do
+    pid=$(cat "$WORK/$name.pid")
+    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null
+  done
+  sleep 1
+  echo "spans still queued: $(queue_depth)" >&2
+  # The profiles, for callgrind_annotate.
+  mkdir -p "${OUT%.md}.d" && cp "$WORK"/callgrind.* "${OUT%.md}.d/"
+  python3 - "$WORK" "$REQUESTS" "$OUT" <<'EOF'
+import glob, sys, datetime
+work, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def total(name):
+    ir = 0
+    for path in glob.glob(f"{work}/callgrind.{name}*"):
+        # "totals:" closes a dump ("summary:" above it stays 0 when instrumentation starts off).
+        for line in open(path, errors="replace"):
+            if line.startswith("totals:"):
+                ir += int(line.split()[1])
+    return ir
+rows = [("outbound (client sidecar)", "off-a", "on-a"), ("inbound (server sidecar)", "off-b", "on-b")]
+lines = [f"Callgrind {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: {n} requests "
+         "per pair at 4 connections after a warm-up; instructions per request.\n",
+         "| proxy | telemetry off (sampling 0) | on (sampling 1, exporting) | span cost |",
+         "|---|---|---|---|"]
+pair = [0, 0]
+for label, off, on in rows:
+    a, b = total(off) / n, total(on) / n
+    pair[0] += a; pair[1] += b
+    lines.append(f"| {label} | {a / 1000:.1f} k | {b / 1000:.1f} k | +{(b - a) / 1000:.1f} k |")
+lines.append(f"| pair | {pair[0] / 1000:.1f} k | {pair[1] / 1000:.1f} k | +{(pair[1] - pair[0]) / 1000:.1f} k |")
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print(text)
+EOF
+  exit 0
+fi
 # Warm up both pairs (connections, the collector's first writes).
 "${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$OFF_URL" >/dev/null
 "${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$ON_URL" >/dev/null

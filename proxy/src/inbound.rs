@@ -17,7 +17,6 @@ use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::outbound::{ensure_request_id, inbound_target, respond, split_service, version_str};
 use crate::peer::{self, PEER_HEADER};
 use crate::telemetry::exchange::request_head_bytes;
-use crate::telemetry::export::string_attribute;
 use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
 use crate::tls::ConnInfo;
 
@@ -67,30 +66,27 @@ pub(crate) async fn handle(
         connection_security_policy: if conn.tls { "mutual_tls" } else { "none" },
     };
     let path = parts.uri.path();
-    let draft = context.sampling.is_sampled().then(|| SpanDraft {
-        context: context.clone(),
-        kind: SpanKind::Server,
-        name: format!("{} {}", parts.method, path),
-        attributes: vec![
-            string_attribute("http.request.method", parts.method.as_str()),
-            string_attribute("url.path", path),
-            string_attribute("url.scheme", "http"),
-            string_attribute("server.address", &destination_service),
-            string_attribute("client.address", &remote.ip().to_string()),
-            string_attribute("network.protocol.version", version_str(parts.version)),
-            string_attribute("weft.source.workload", &labels.source.workload),
-            string_attribute("weft.source.namespace", &labels.source.namespace),
-            string_attribute("weft.source.version", &labels.source.version),
-            string_attribute("weft.destination.workload", &shared.me.workload),
-            string_attribute("weft.destination.namespace", &shared.me.namespace),
-            string_attribute("weft.destination.version", &shared.me.version),
-            string_attribute("weft.source.principal", &labels_principal(&conn)),
-            string_attribute(
-                "weft.connection_security_policy",
-                if conn.tls { "mutual_tls" } else { "none" },
-            ),
-        ],
-        events: Vec::new(),
+    let draft = context.sampling.is_sampled().then(|| {
+        let mut span = SpanDraft::new(&context, SpanKind::Server, &parts.method, path);
+        span.static_string("url.scheme", "http");
+        span.string("server.address", &destination_service);
+        span.display("client.address", remote.ip());
+        span.static_string("network.protocol.version", version_str(parts.version));
+        span.string("weft.source.workload", &labels.source.workload);
+        span.string("weft.source.namespace", &labels.source.namespace);
+        span.string("weft.source.version", &labels.source.version);
+        span.string("weft.destination.workload", &shared.me.workload);
+        span.string("weft.destination.namespace", &shared.me.namespace);
+        span.string("weft.destination.version", &shared.me.version);
+        span.string(
+            "weft.source.principal",
+            conn.peer_id.as_deref().unwrap_or("unknown"),
+        );
+        span.static_string(
+            "weft.connection_security_policy",
+            if conn.tls { "mutual_tls" } else { "none" },
+        );
+        span
     });
     let mut exchange = Exchange::new(shared.telemetry.clone(), labels, draft, request_bytes);
     let Some(target) = target else {
@@ -112,10 +108,9 @@ pub(crate) async fn handle(
     .await
     {
         exchange.set_response(refusal.status.as_u16(), "-");
-        exchange.add_attribute(string_attribute(
-            "weft.response_code_details",
-            &refusal.details,
-        ));
+        if let Some(span) = exchange.span_mut() {
+            span.string("weft.response_code_details", &refusal.details);
+        }
         return respond(refusal.response(), exchange);
     }
 
@@ -149,8 +144,4 @@ pub(crate) async fn handle(
             )
         }
     }
-}
-
-fn labels_principal(conn: &ConnInfo) -> String {
-    conn.peer_id.as_deref().unwrap_or("unknown").to_string()
 }

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use weft_config::snapshot::WeightedCluster;
 use weft_config::snapshot::policy::AbortStatus;
@@ -26,7 +25,6 @@ use crate::http::body::{Counting, Observed, ProxyBody, boxed, synthetic};
 use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::peer::PEER_HEADER;
 use crate::telemetry::exchange::request_head_bytes;
-use crate::telemetry::export::{int_attribute, string_attribute};
 use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, ResponseFlags, SpanDraft};
 use crate::trace::SpanContext;
 use crate::trace::context::REQUEST_ID;
@@ -110,7 +108,7 @@ pub(crate) async fn handle(
     };
 
     let Some(target) = target(&request.parts.uri, &request.parts.headers) else {
-        let mut exchange = request.exchange("unknown", Vec::new());
+        let mut exchange = request.exchange("unknown", |_| {});
         exchange.set_response(400, "-");
         exchange.set_error("missing host");
         return respond(
@@ -152,7 +150,7 @@ pub(crate) async fn handle(
         {
             // Forwarding to ourselves would loop until sockets run out.
             request.labels.destination_service = target.host.clone();
-            let mut exchange = request.exchange(&target.host, Vec::new());
+            let mut exchange = request.exchange(&target.host, |_| {});
             exchange.set_outcome(502, ResponseFlags::NONE);
             exchange.set_error("request loop");
             respond(
@@ -166,14 +164,14 @@ pub(crate) async fn handle(
         Decision::Route { .. } | Decision::Passthrough => passthrough(request, &target, body).await,
         Decision::NoRoute { .. } => {
             request.labels.destination_service = target.host.clone();
-            let mut exchange = request.exchange(&target.host, Vec::new());
+            let mut exchange = request.exchange(&target.host, |_| {});
             exchange.set_outcome(404, ResponseFlags::NR);
             exchange.set_error("no route");
             respond(synthetic(StatusCode::NOT_FOUND, ""), exchange)
         }
         Decision::NoCluster { .. } => {
             request.labels.destination_service = target.host.clone();
-            let mut exchange = request.exchange(&target.host, Vec::new());
+            let mut exchange = request.exchange(&target.host, |_| {});
             exchange.set_outcome(503, ResponseFlags::NC);
             exchange.set_error("cluster not found");
             respond(synthetic(StatusCode::SERVICE_UNAVAILABLE, ""), exchange)
@@ -197,7 +195,7 @@ pub(crate) async fn handle(
             );
             let mut response = actions::redirect_response(redirect, &location);
             apply_response_headers(response.headers_mut(), route, None);
-            let mut exchange = request.exchange(&target.host, route_attributes(route));
+            let mut exchange = request.exchange(&target.host, |span| route_attribute(span, route));
             exchange.set_outcome(response.status().as_u16(), ResponseFlags::NONE);
             respond(response, exchange)
         }
@@ -205,7 +203,7 @@ pub(crate) async fn handle(
             request.labels.destination_service = target.host.clone();
             let mut response = actions::direct_response(response);
             apply_response_headers(response.headers_mut(), route, None);
-            let mut exchange = request.exchange(&target.host, route_attributes(route));
+            let mut exchange = request.exchange(&target.host, |span| route_attribute(span, route));
             exchange.set_outcome(response.status().as_u16(), ResponseFlags::NONE);
             respond(response, exchange)
         }
@@ -223,43 +221,34 @@ struct Outbound {
 }
 
 impl Outbound {
-    fn span_name(&self) -> String {
-        format!("{} {}", self.parts.method, self.parts.uri.path())
-    }
-
-    fn base_attributes(&self, host: &str, extra: Vec<KeyValue>) -> Vec<KeyValue> {
+    /// The CLIENT span of a traced request, with the attributes every outbound span has;
+    /// `None` when the request is not sampled.
+    fn draft(&self, host: &str) -> Option<SpanDraft> {
+        if !self.context.sampling.is_sampled() {
+            return None;
+        }
         let me = &self.shared.me;
-        let mut all = vec![
-            string_attribute("http.request.method", self.parts.method.as_str()),
-            string_attribute("url.path", self.parts.uri.path()),
-            string_attribute("server.address", host),
-            string_attribute("network.protocol.version", version_str(self.parts.version)),
-            string_attribute("weft.source.workload", &me.workload),
-            string_attribute("weft.source.namespace", &me.namespace),
-            string_attribute("weft.source.version", &me.version),
-        ];
-        all.extend(extra);
-        all
+        let mut span = SpanDraft::new(
+            &self.context,
+            SpanKind::Client,
+            &self.parts.method,
+            self.parts.uri.path(),
+        );
+        span.string("server.address", host);
+        span.static_string("network.protocol.version", version_str(self.parts.version));
+        span.string("weft.source.workload", &me.workload);
+        span.string("weft.source.namespace", &me.namespace);
+        span.string("weft.source.version", &me.version);
+        Some(span)
     }
 
-    fn draft(&self, context: &SpanContext, attributes: Vec<KeyValue>) -> Option<SpanDraft> {
-        context.sampling.is_sampled().then(|| SpanDraft {
-            context: context.clone(),
-            kind: SpanKind::Client,
-            name: self.span_name(),
-            attributes,
-            events: Vec::new(),
-        })
-    }
-
-    /// The exchange of a request answered without (or before) an upstream try.
-    fn exchange(&mut self, host: &str, extra: Vec<KeyValue>) -> Exchange {
-        let draft = self
-            .context
-            .sampling
-            .is_sampled()
-            .then(|| self.base_attributes(host, extra))
-            .and_then(|attributes| self.draft(&self.context, attributes));
+    /// The exchange of a request answered without (or before) an upstream try; `extra` adds
+    /// the attributes of the case to its span.
+    fn exchange(&mut self, host: &str, extra: impl FnOnce(&mut SpanDraft)) -> Exchange {
+        let draft = self.draft(host).map(|mut span| {
+            extra(&mut span);
+            span
+        });
         Exchange::new(
             self.shared.telemetry.clone(),
             std::mem::replace(&mut self.labels, placeholder_labels()),
@@ -301,12 +290,10 @@ fn placeholder_labels() -> RequestLabels {
     }
 }
 
-fn route_attributes(route: &CompiledRoute) -> Vec<KeyValue> {
-    route
-        .name
-        .as_ref()
-        .map(|name| vec![string_attribute("weft.route", name)])
-        .unwrap_or_default()
+fn route_attribute(span: &mut SpanDraft, route: &CompiledRoute) {
+    if let Some(name) = &route.name {
+        span.string("weft.route", name);
+    }
 }
 
 /// Response header operations: the rule's, then the destination's (istio-model.md §1.6).
@@ -343,23 +330,15 @@ async fn routed(
     let (name, namespace) = split_service(&cluster.service_host);
     request.labels.destination_service_name = name.into();
     request.labels.destination_service_namespace = namespace.into();
-    let traced = request.context.sampling.is_sampled();
-    let base_attributes = if traced {
-        let mut extra = vec![string_attribute("weft.upstream_cluster", &cluster.name)];
-        extra.extend(route_attributes(route));
+    let mut exchange = request.exchange(&target.host, |span| {
+        span.string("weft.upstream_cluster", &cluster.name);
+        route_attribute(span, route);
         if let Some(subset) = &cluster.subset {
-            extra.push(string_attribute("weft.subset", subset));
+            span.string("weft.subset", subset);
         }
-        request.base_attributes(&target.host, extra)
-    } else {
-        Vec::new()
-    };
-    let mut exchange = Exchange::new(
-        shared.telemetry.clone(),
-        std::mem::replace(&mut request.labels, placeholder_labels()),
-        request.draft(&request.context, base_attributes.clone()),
-        request.request_bytes.clone(),
-    );
+        // Every try's span has these; the endpoint's are added per try.
+        span.mark_shared();
+    });
 
     // CORS preflights are answered here when the origin is allowed.
     let origin = request.parts.headers.get(header::ORIGIN).cloned();
@@ -393,10 +372,8 @@ async fn routed(
         {
             exchange.add_event(
                 "fault.delay",
-                vec![int_attribute(
-                    "weft.fault.delay_ms",
-                    delay.as_millis() as i64,
-                )],
+                "weft.fault.delay_ms",
+                delay.as_millis() as i64,
             );
             flags |= ResponseFlags::DI;
             tokio::time::sleep(delay).await;
@@ -407,10 +384,8 @@ async fn routed(
             let (response, code, grpc) = fault_abort(status);
             exchange.add_event(
                 "fault.abort",
-                vec![int_attribute(
-                    "weft.fault.status",
-                    i64::from(grpc.unwrap_or(u32::from(code))),
-                )],
+                "weft.fault.status",
+                i64::from(grpc.unwrap_or(u32::from(code))),
             );
             exchange.set_outcome(code, flags | ResponseFlags::FI);
             exchange.set_error("fault injected");
@@ -489,11 +464,6 @@ async fn routed(
         }
     }
 
-    let span_name = if traced {
-        request.span_name()
-    } else {
-        String::new()
-    };
     let (mut response, _) = forward::forward(
         Forward {
             mesh: forward::MeshRoute {
@@ -506,8 +476,6 @@ async fn routed(
             timeout: route.timeout,
             hash,
             context: request.context.clone(),
-            base_attributes,
-            span_name,
             flags,
         },
         upstream,
@@ -620,13 +588,9 @@ async fn passthrough(
     request.labels.destination_service = target.host.clone();
     request.labels.destination_service_name = "PassthroughCluster".into();
     let authority = format!("{}:{}", target.host, target.port);
-    let mut exchange = request.exchange(
-        &target.host,
-        vec![string_attribute(
-            "weft.upstream_cluster",
-            "PassthroughCluster",
-        )],
-    );
+    let mut exchange = request.exchange(&target.host, |span| {
+        span.static_string("weft.upstream_cluster", "PassthroughCluster");
+    });
     request.prepare_headers();
     request.context.inject(&mut request.parts.headers);
     let mut upstream_request = Request::from_parts(request.parts, body);

@@ -4,35 +4,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
 use tokio::time::Instant;
 
 use super::Telemetry;
-use super::export::{int_attribute, string_attribute, unix_nanos};
 use super::flags::ResponseFlags;
 use super::metrics::RequestLabels;
-use crate::trace::SpanContext;
-
-/// The parts of a span known when the request starts.
-pub struct SpanDraft {
-    pub context: SpanContext,
-    pub kind: span::SpanKind,
-    pub name: String,
-    pub attributes: Vec<KeyValue>,
-    pub events: Vec<span::Event>,
-}
+use super::span::{Outcome, SpanDraft, SpanRecord, Value};
 
 pub struct Exchange {
     telemetry: Arc<Telemetry>,
     started: Instant,
-    started_at: SystemTime,
     pub labels: RequestLabels,
     span: Option<SpanDraft>,
     /// When the current span (the current try, after retries) started.
-    span_started: Option<(Instant, SystemTime)>,
+    span_started: Option<Instant>,
     /// Flags set with [`Exchange::set_outcome`].
     flags: ResponseFlags,
     /// Set when the route timeout fires while the response body streams.
@@ -75,7 +61,6 @@ impl Exchange {
         Self {
             telemetry,
             started: Instant::now(),
-            started_at: SystemTime::now(),
             labels,
             span,
             span_started: None,
@@ -107,21 +92,21 @@ impl Exchange {
         self.body_timeout = Some(timed_out);
     }
 
-    /// Adds an event (a fault, a retry) to the current span.
-    pub fn add_event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+    /// Adds an event (a fault) with one integer attribute to the current span.
+    pub fn add_event(&mut self, name: &'static str, key: &'static str, value: i64) {
         if let Some(span) = &mut self.span {
-            span.events.push(span::Event {
-                time_unix_nano: unix_nanos(SystemTime::now()),
-                name: name.to_string(),
-                attributes,
-                dropped_attributes_count: 0,
-            });
+            span.add_event(name, key, Value::Int(value));
         }
     }
 
     /// Whether the request is traced (spans are built only then).
     pub fn is_traced(&self) -> bool {
         self.span.is_some()
+    }
+
+    /// The current span, to add attributes to; `None` when the request is not traced.
+    pub fn span_mut(&mut self) -> Option<&mut SpanDraft> {
+        self.span.as_mut()
     }
 
     /// Ends the current try's span now, with the try's own code and flags and a `retry` event,
@@ -135,18 +120,16 @@ impl Exchange {
         reason: &'static str,
         next: Option<SpanDraft>,
     ) {
-        let now = (Instant::now(), SystemTime::now());
-        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
-        self.add_event("retry", vec![string_attribute("weft.retry.reason", reason)]);
-        if let Some(draft) = self.span.take() {
+        let now = Instant::now();
+        let started = self.span_started.unwrap_or(self.started);
+        if let Some(mut draft) = self.span.take() {
+            draft.add_event("retry", "weft.retry.reason", Value::Static(reason));
             let request_bytes = self.request_bytes.load(Ordering::Relaxed);
             record_span(
                 &self.telemetry,
                 draft,
-                Timing {
-                    started_at,
-                    elapsed: now.0.saturating_duration_since(started),
-                },
+                started,
+                now,
                 Outcome {
                     code,
                     flags: flags.as_str(),
@@ -171,12 +154,6 @@ impl Exchange {
         self.error = Some(reason);
     }
 
-    pub fn add_attribute(&mut self, attribute: KeyValue) {
-        if let Some(span) = &mut self.span {
-            span.attributes.push(attribute);
-        }
-    }
-
     /// Records metrics and the span. Called exactly once (by the body
     /// wrapper at end of stream or drop).
     pub fn finish(mut self, response_bytes: u64) {
@@ -188,7 +165,8 @@ impl Exchange {
             self.labels.response_flags = (self.flags | ResponseFlags::UT).as_str();
             self.error = Some("upstream request timeout");
         }
-        let elapsed = self.started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started);
         let request_bytes = self.request_bytes.load(Ordering::Relaxed);
         self.telemetry.metrics.record_request(
             &self.labels,
@@ -197,14 +175,11 @@ impl Exchange {
             response_bytes + self.response_header_bytes,
         );
         let Some(draft) = self.span else { return };
-        let (started, started_at) = self.span_started.unwrap_or((self.started, self.started_at));
         record_span(
             &self.telemetry,
             draft,
-            Timing {
-                started_at,
-                elapsed: started.elapsed(),
-            },
+            self.span_started.unwrap_or(self.started),
+            now,
             Outcome {
                 code: self.labels.response_code,
                 flags: self.labels.response_flags,
@@ -216,79 +191,21 @@ impl Exchange {
     }
 }
 
-struct Timing {
-    started_at: SystemTime,
-    elapsed: std::time::Duration,
-}
-
-struct Outcome {
-    code: u16,
-    flags: &'static str,
-    error: Option<&'static str>,
-    request_bytes: u64,
-    response_bytes: u64,
-}
-
-fn record_span(telemetry: &Telemetry, draft: SpanDraft, timing: Timing, outcome: Outcome) {
+fn record_span(
+    telemetry: &Telemetry,
+    draft: SpanDraft,
+    start: Instant,
+    end: Instant,
+    outcome: Outcome,
+) {
     if !telemetry.spans.is_enabled() {
         return;
     }
-    let Outcome {
-        code,
-        flags,
-        error,
-        request_bytes,
-        response_bytes,
-    } = outcome;
-    let mut attributes = draft.attributes;
-    if code != 0 {
-        attributes.push(int_attribute("http.response.status_code", i64::from(code)));
-    }
-    attributes.push(string_attribute("weft.response_flags", flags));
-    // Semantic conventions' `http.*.size`: wire bytes, head included.
-    attributes.push(int_attribute("http.request.size", request_bytes as i64));
-    attributes.push(int_attribute("http.response.size", response_bytes as i64));
-    let failed = code >= 500 || code == 0 || error.is_some();
-    let status = failed.then(|| Status {
-        code: status::StatusCode::Error as i32,
-        message: error.unwrap_or_default().to_string(),
-    });
-    if let Some(reason) = error {
-        attributes.push(string_attribute("error.type", reason));
-    } else if code >= 500 {
-        attributes.push(string_attribute("error.type", &code.to_string()));
-    }
-    let start = unix_nanos(timing.started_at);
-    let context = draft.context;
-    telemetry.spans.record(Span {
-        trace_id: context.trace_id.to_bytes().to_vec(),
-        span_id: context.span_id.to_bytes().to_vec(),
-        trace_state: context
-            .tracestate
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
-        parent_span_id: context
-            .parent_span_id
-            .map(|id| id.to_bytes().to_vec())
-            .unwrap_or_default(),
-        // W3C trace-flags in the low byte, and "parent is remote" bits:
-        // every parent of a proxy span lives in another process.
-        flags: u32::from(u8::from(context.sampling.is_sampled()))
-            | if context.parent_span_id.is_some() {
-                0x300
-            } else {
-                0x100
-            },
-        name: draft.name,
-        kind: draft.kind as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + timing.elapsed.as_nanos() as u64,
-        attributes,
-        events: draft.events,
-        status,
-        ..Default::default()
+    telemetry.spans.record(SpanRecord {
+        draft,
+        start,
+        end,
+        outcome,
     });
 }
 
@@ -296,11 +213,14 @@ fn record_span(telemetry: &Telemetry, draft: SpanDraft, timing: Timing, outcome:
 mod tests {
     use std::collections::BTreeSet;
 
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
     use super::*;
+    use crate::telemetry::export::{int_attribute, string_attribute};
+    use crate::telemetry::otlp::decode_for_test;
     use crate::telemetry::{Metrics, Peer, Reporter, SpanSink};
-    use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+    use crate::trace::{Sampler, Sampling, SpanContext, SpanId, TraceId};
 
     fn labels() -> RequestLabels {
         RequestLabels {
@@ -318,13 +238,9 @@ mod tests {
     }
 
     fn draft(context: &SpanContext, attempt: i64) -> SpanDraft {
-        SpanDraft {
-            context: context.clone(),
-            kind: SpanKind::Client,
-            name: "GET /".into(),
-            attributes: vec![int_attribute("weft.retry.attempt", attempt)],
-            events: Vec::new(),
-        }
+        let mut draft = SpanDraft::new(context, SpanKind::Client, &http::Method::GET, "/");
+        draft.int("weft.retry.attempt", attempt);
+        draft
     }
 
     #[tokio::test]
@@ -377,10 +293,11 @@ mod tests {
         exchange.set_outcome(200, ResponseFlags::NONE);
         exchange.finish(10);
 
-        let mut received = Vec::new();
+        let mut records = Vec::new();
         while let Ok(span) = queue.try_recv() {
-            received.push(span);
+            records.push(span);
         }
+        let received = decode_for_test(&records);
         assert_eq!(received.len(), 3);
         let ids: BTreeSet<_> = received.iter().map(|s| s.span_id.clone()).collect();
         assert_eq!(ids.len(), 3, "each try has its own span");
@@ -394,6 +311,29 @@ mod tests {
             .map(|s| s.events.iter().any(|e| e.name == "retry"))
             .collect();
         assert_eq!(retried, [true, true, false]);
+        assert_eq!(
+            received[1].events[0].attributes,
+            [string_attribute("weft.retry.reason", "connect-failure")]
+        );
+        let attempts: Vec<_> = received
+            .iter()
+            .map(|s| {
+                s.attributes
+                    .iter()
+                    .filter(|a| a.key == "weft.retry.attempt")
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            attempts,
+            [0, 1, 2].map(|n| vec![int_attribute("weft.retry.attempt", n)])
+        );
+        assert!(
+            received
+                .iter()
+                .all(|s| s.end_time_unix_nano >= s.start_time_unix_nano)
+        );
         let flags = |s: &Span| {
             s.attributes
                 .iter()

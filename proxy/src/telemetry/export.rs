@@ -14,6 +14,8 @@
 //! exactly (they are injected downstream before the span ends), and the
 //! SDK's batch processor neither exposes its drops nor runs on our runtime.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -24,9 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -34,13 +34,16 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prometheus::IntCounter;
 use prometheus::proto::MetricType;
 use prost::Message as _;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
+use super::otlp::{BatchEncoder, Clock};
+use super::span::SpanRecord;
 
 /// Spans held while the collector is slow or away (default).
 pub const DEFAULT_SPAN_QUEUE_CAPACITY: usize = 4096;
@@ -87,45 +90,62 @@ pub enum ExportError {
 /// The request path's handle: records finished spans without waiting.
 #[derive(Clone)]
 pub struct SpanSink {
-    queue: Option<mpsc::Sender<Span>>,
+    queue: Option<mpsc::Sender<SpanRecord>>,
     metrics: Metrics,
+    /// `weft_proxy_spans_dropped_total{reason="queue_full"}`, looked up once.
+    queue_full: IntCounter,
+    pending: Arc<Pending>,
+}
+
+/// Shared by the sinks and the export task. The task does not wait on the queue itself (a
+/// waiting receiver is woken by every span, a task poll per span): it wakes every
+/// [`BATCH_DELAY`], or when a sink has queued a full batch.
+#[derive(Default)]
+struct Pending {
+    spans: AtomicIsize,
+    batch_ready: Notify,
 }
 
 impl SpanSink {
     /// A sink that drops everything (no collector configured).
     pub fn disabled(metrics: Metrics) -> Self {
+        Self::new(None, Arc::default(), metrics)
+    }
+
+    fn new(
+        queue: Option<mpsc::Sender<SpanRecord>>,
+        pending: Arc<Pending>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
-            queue: None,
+            queue,
+            queue_full: metrics.spans_dropped.with_label_values(&["queue_full"]),
             metrics,
+            pending,
         }
     }
 
     /// A sink whose spans the test reads from the returned queue.
     #[cfg(test)]
-    pub(crate) fn for_test(metrics: Metrics) -> (Self, mpsc::Receiver<Span>) {
+    pub(crate) fn for_test(metrics: Metrics) -> (Self, mpsc::Receiver<SpanRecord>) {
         let (queue, spans) = mpsc::channel(64);
-        (
-            Self {
-                queue: Some(queue),
-                metrics,
-            },
-            spans,
-        )
+        (Self::new(Some(queue), Arc::default(), metrics), spans)
     }
 
     pub fn is_enabled(&self) -> bool {
         self.queue.is_some()
     }
 
-    pub fn record(&self, span: Span) {
+    pub fn record(&self, span: SpanRecord) {
         let Some(queue) = &self.queue else { return };
         match queue.try_send(span) {
-            Ok(()) => self.metrics.span_queue_depth.inc(),
-            Err(_) => self
-                .metrics
-                .spans_dropped
-                .with_label_values(&["queue_full"])
-                .inc(),
+            Ok(()) => {
+                self.metrics.span_queue_depth.inc();
+                if self.pending.spans.fetch_add(1, Ordering::Relaxed) + 1 == MAX_BATCH as isize {
+                    self.pending.batch_ready.notify_one();
+                }
+            }
+            Err(_) => self.queue_full.inc(),
         }
     }
 }
@@ -371,8 +391,10 @@ impl Exporter {
         let client = OtlpClient::new(config)?;
         let (tx, rx) = mpsc::channel(config.span_queue_capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);
+        let pending = Arc::new(Pending::default());
         let span_task = tokio::spawn(export_spans(
             rx,
+            pending.clone(),
             client.clone(),
             resource.clone(),
             metrics.clone(),
@@ -385,10 +407,7 @@ impl Exporter {
             config.metrics_interval,
             stop_rx,
         ));
-        let sink = SpanSink {
-            queue: Some(tx),
-            metrics,
-        };
+        let sink = SpanSink::new(Some(tx), pending, metrics);
         Ok((
             sink,
             Exporter {
@@ -409,102 +428,111 @@ impl Exporter {
 }
 
 async fn export_spans(
-    mut rx: mpsc::Receiver<Span>,
+    mut rx: mpsc::Receiver<SpanRecord>,
+    pending: Arc<Pending>,
     mut client: OtlpClient,
     resource: Resource,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
 ) {
+    let encoder = BatchEncoder::new(&resource, &scope());
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
-    loop {
+    let mut closed = false;
+    let mut tick = tokio::time::interval(BATCH_DELAY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !closed {
         if stopping {
-            // Drain what is queued, then end.
+            // Send what is queued, then end.
+            closed = true;
+        } else {
+            tokio::select! {
+                _ = pending.batch_ready.notified() => {}
+                _ = tick.tick() => {}
+                _ = stop.changed() => stopping = true,
+            }
+        }
+        // Everything queued goes, a batch at a time.
+        loop {
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(span) => batch.push(span),
-                    Err(_) => break,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 }
             }
             if batch.is_empty() {
                 break;
             }
-        } else {
-            tokio::select! {
-                received = rx.recv() => match received {
-                    Some(span) => batch.push(span),
-                    None => break,
-                },
-                _ = stop.changed() => {
-                    stopping = true;
-                    continue;
-                }
-            }
-            let deadline = tokio::time::Instant::now() + BATCH_DELAY;
-            while batch.len() < MAX_BATCH {
-                tokio::select! {
-                    received = rx.recv() => match received {
-                        Some(span) => batch.push(span),
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = stop.changed() => {
-                        stopping = true;
-                        break;
-                    }
-                }
+            let full = batch.len() == MAX_BATCH;
+            pending
+                .spans
+                .fetch_sub(batch.len() as isize, Ordering::Relaxed);
+            send_spans(
+                &mut client,
+                &encoder,
+                &mut batch,
+                &metrics,
+                &mut stop,
+                &mut stopping,
+            )
+            .await;
+            if !full {
+                break;
             }
         }
-        metrics.span_queue_depth.sub(batch.len() as i64);
-        let count = batch.len() as u64;
-        let request = Bytes::from(
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(resource.clone()),
-                    scope_spans: vec![ScopeSpans {
-                        scope: Some(scope()),
-                        spans: std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH)),
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                }],
+    }
+}
+
+/// Sends a batch, retrying while that can help; the batch is empty afterwards.
+async fn send_spans(
+    client: &mut OtlpClient,
+    encoder: &BatchEncoder,
+    batch: &mut Vec<SpanRecord>,
+    metrics: &Metrics,
+    stop: &mut watch::Receiver<bool>,
+    stopping: &mut bool,
+) {
+    metrics.span_queue_depth.sub(batch.len() as i64);
+    let count = batch.len() as u64;
+    let request = encoder.encode(batch, &Clock::now());
+    batch.clear();
+    // Retry a retryable failure with backoff while the queue keeps
+    // filling (and, once full, dropping): memory stays bounded and the
+    // request path never waits. On shutdown, one last try.
+    let mut backoff = RETRY_BACKOFF.0;
+    let mut warned = false;
+    loop {
+        match client.export_traces(request.clone()).await {
+            Ok(()) => {
+                metrics.spans_exported.inc_by(count);
+                if warned {
+                    tracing::info!("span export resumed");
+                }
+                break;
             }
-            .encode_to_vec(),
-        );
-        // Retry a retryable failure with backoff while the queue keeps
-        // filling (and, once full, dropping): memory stays bounded and the
-        // request path never waits. On shutdown, one last try.
-        let mut backoff = RETRY_BACKOFF.0;
-        let mut warned = false;
-        loop {
-            match client.export_traces(request.clone()).await {
-                Ok(()) => {
-                    metrics.spans_exported.inc_by(count);
-                    if warned {
-                        tracing::info!("span export resumed");
-                    }
+            Err(failure) => {
+                metrics.export_failures.with_label_values(&["traces"]).inc();
+                if !failure.retryable || *stopping {
+                    metrics
+                        .spans_dropped
+                        .with_label_values(&["export_failed"])
+                        .inc_by(count);
+                    tracing::warn!(spans = count, error = %failure.message, "span export failed; spans dropped");
                     break;
                 }
-                Err(failure) => {
-                    metrics.export_failures.with_label_values(&["traces"]).inc();
-                    if !failure.retryable || stopping {
-                        metrics
-                            .spans_dropped
-                            .with_label_values(&["export_failed"])
-                            .inc_by(count);
-                        tracing::warn!(spans = count, error = %failure.message, "span export failed; spans dropped");
-                        break;
-                    }
-                    if !warned {
-                        tracing::warn!(error = %failure.message, "span export failed; retrying");
-                        warned = true;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => stopping = true,
-                    }
-                    backoff = (backoff * 2).min(RETRY_BACKOFF.1);
+                if !warned {
+                    tracing::warn!(error = %failure.message, "span export failed; retrying");
+                    warned = true;
                 }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => *stopping = true,
+                }
+                backoff = (backoff * 2).min(RETRY_BACKOFF.1);
             }
         }
     }

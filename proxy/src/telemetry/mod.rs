@@ -5,12 +5,15 @@ pub mod exchange;
 pub mod export;
 pub mod flags;
 pub mod metrics;
+pub mod otlp;
 pub mod routes;
+pub mod span;
 
-pub use exchange::{Exchange, SpanDraft};
+pub use exchange::Exchange;
 pub use export::{ExportConfig, Exporter, SpanSink};
 pub use flags::ResponseFlags;
 pub use metrics::{Metrics, Peer, Reporter, RequestLabels};
+pub use span::{SpanDraft, SpanRecord};
 
 /// Shared by every request of a proxy.
 pub struct Telemetry {

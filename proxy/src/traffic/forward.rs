@@ -16,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use tokio::time::Instant;
 use weft_config::snapshot::policy::RetryPolicy;
 
@@ -25,7 +24,6 @@ use super::outlier::TryResult;
 use super::pool::{self, Admission};
 use crate::http::body::{BoxError, Observed, ProxyBody, boxed, synthetic};
 use crate::http::forward::strip_hop_by_hop;
-use crate::telemetry::export::{int_attribute, string_attribute};
 use crate::telemetry::{Exchange, ResponseFlags, SpanDraft};
 use crate::trace::{Sampler, SpanContext};
 
@@ -132,9 +130,6 @@ pub struct Forward<'a> {
     pub hash: Option<u64>,
     /// The context of the first try's span; later tries get siblings.
     pub context: SpanContext,
-    /// Span attributes shared by every try.
-    pub base_attributes: Vec<KeyValue>,
-    pub span_name: String,
     /// Flags already set (a delay fault: `DI`).
     pub flags: ResponseFlags,
 }
@@ -161,8 +156,6 @@ pub async fn forward(
         timeout,
         hash,
         context,
-        base_attributes,
-        span_name,
         flags: base,
     } = forward;
     let started = Instant::now();
@@ -208,10 +201,8 @@ pub async fn forward(
         tries += 1;
         let endpoint = &cluster.endpoints[index];
         exchange.labels.destination = endpoint.peer.clone();
-        if exchange.is_traced() {
-            for attribute in endpoint_attributes(&cluster, index, attempt) {
-                exchange.add_attribute(attribute);
-            }
+        if let Some(span) = exchange.span_mut() {
+            endpoint_attributes(span, &cluster, index, attempt);
         }
         let guard = cluster.start_try(index);
         let last_possible = attempt >= max_attempts;
@@ -269,13 +260,7 @@ pub async fn forward(
                 parent_span_id: context.parent_span_id.or(Some(context.span_id)),
                 ..Sampler::child_of(&context)
             };
-            let next = exchange.is_traced().then(|| SpanDraft {
-                context: next_context.clone(),
-                kind: opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client,
-                name: span_name.clone(),
-                attributes: base_attributes.clone(),
-                events: Vec::new(),
-            });
+            let next = exchange.span_mut().map(|span| span.next_try(&next_context));
             exchange.retry_with(code, flags, error, reason, next);
             context = next_context;
             let backoff = backoff(policy.backoff, attempt);
@@ -411,15 +396,14 @@ fn backoff(base: Duration, retry: u32) -> Duration {
     Duration::from_nanos(rand::random_range(0..nanos))
 }
 
-fn endpoint_attributes(cluster: &ClusterState, index: usize, attempt: u32) -> [KeyValue; 5] {
+/// The try's own span attributes: its attempt number and endpoint.
+fn endpoint_attributes(span: &mut SpanDraft, cluster: &ClusterState, index: usize, attempt: u32) {
     let endpoint = &cluster.endpoints[index];
-    [
-        int_attribute("weft.retry.attempt", i64::from(attempt)),
-        string_attribute("weft.destination.workload", &endpoint.peer.workload),
-        string_attribute("weft.destination.namespace", &endpoint.peer.namespace),
-        string_attribute("weft.destination.version", &endpoint.peer.version),
-        string_attribute("network.peer.address", endpoint.endpoint.authority_str()),
-    ]
+    span.int("weft.retry.attempt", i64::from(attempt));
+    span.string("weft.destination.workload", &endpoint.peer.workload);
+    span.string("weft.destination.namespace", &endpoint.peer.namespace);
+    span.string("weft.destination.version", &endpoint.peer.version);
+    span.string("network.peer.address", endpoint.endpoint.authority_str());
 }
 
 fn build_request(
