@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 DURATION=${DURATION:-10s}
 OUT=${OUT:-$ROOT/bench/mtls/results.md}
 WORK=$(mktemp -d /tmp/weft-mtls-bench.XXXXXX)
@@ -94,26 +96,8 @@ done
 
 # --- weft ----------------------------------------------------------------------------------
 mesh() { # folder, endpoint port, extra YAML
-  mkdir -p "$1"
-  cat >"$1/mesh.yaml" <<EOF
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: upstream
-  namespace: default
-spec:
-  hosts: [upstream.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $2}
-    labels: {app: upstream, security.istio.io/tlsMode: istio}
-    serviceAccount: upstream
-$3
-EOF
+  service_entry "$1/mesh.yaml" "$2" ", security.istio.io/tlsMode: istio" \
+    "    serviceAccount: upstream" "$3"
 }
 mesh "$WORK/mesh-plain" $WEFT_B_IN ""
 mesh "$WORK/mesh-mtls" $MTLS_B_IN "---

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 if [ "${1:-}" = telemetry ]; then
   exec "$ROOT/bench/proxy/telemetry.sh"
 fi
@@ -126,27 +128,8 @@ start haproxy-b haproxy -db -f "$WORK/haproxy-b.cfg"
 # --- weft --------------------------------------------------------------------------------
 # Pair: client -> weft outbound (client sidecar) -> weft inbound (server sidecar) -> upstream.
 mkdir -p "$WORK/mesh-pair" "$WORK/mesh-single"
-service_entry() { # file, endpoint port
-  cat >"$1" <<EOF
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: upstream
-  namespace: default
-spec:
-  hosts: [upstream.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $2}
-    labels: {app: upstream, version: v1}
-EOF
-}
-service_entry "$WORK/mesh-pair/mesh.yaml" $WEFT_IN
-service_entry "$WORK/mesh-single/mesh.yaml" $UPSTREAM
+service_entry "$WORK/mesh-pair/mesh.yaml" $WEFT_IN ", version: v1"
+service_entry "$WORK/mesh-single/mesh.yaml" $UPSTREAM ", version: v1"
 weft_proxy() { # name, workload, config, app, inbound, outbound, admin
   start "$1" "$WEFT" proxy --threads 1 --workload "$2" --labels "app=$2,version=v1" \
     --config "$3" --app "127.0.0.1:$4" --inbound "127.0.0.1:$5" --outbound "127.0.0.1:$6" \

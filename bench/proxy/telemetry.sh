@@ -31,6 +31,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-5}
 OUT=${OUT:-$ROOT/bench/proxy/telemetry-results.md}
@@ -114,28 +116,8 @@ start collector "${COLL_CPU[@]}" "$WEFT" collector --db "sqlite://$WORK/data/wef
   --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
   --log warn
 
-service_entry() { # file, endpoint port
-  mkdir -p "$(dirname "$1")"
-  cat >"$1" <<EOF
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: upstream
-  namespace: default
-spec:
-  hosts: [upstream.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  endpoints:
-  - address: 127.0.0.1
-    ports: {http: $2}
-    labels: {app: upstream, version: v1}
-EOF
-}
-service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN
-service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN
+service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN ", version: v1"
+service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN ", version: v1"
 weft_proxy() { # name, workload, config, inbound, outbound, admin, extra args...
   local name=$1 workload=$2 config=$3 inbound=$4 outbound=$5 admin=$6; shift 6
   if [ "${CALLGRIND:-0}" = 1 ]; then
