@@ -97,7 +97,18 @@ macro_rules! link_span {
 pub(crate) use link_span;
 
 /// (minute, parent service, child service) → (calls, errors) changes.
-pub(crate) type LinkChanges = BTreeMap<(i64, String, String), (i64, i64)>;
+pub(crate) type LinkChanges = BTreeMap<LinkKey, (i64, i64)>;
+/// (minute, parent service, child service).
+pub(crate) type LinkKey = (i64, String, String);
+
+/// The changes that change something (a link counted and uncounted in one
+/// write nets to zero and leaves its row alone).
+pub(crate) fn effective_changes(changes: &LinkChanges) -> Vec<(&LinkKey, &(i64, i64))> {
+    changes
+        .iter()
+        .filter(|(_, (calls, errors))| *calls != 0 || *errors != 0)
+        .collect()
+}
 
 const INTERNAL: i32 = 1;
 const ERROR: i32 = 2;

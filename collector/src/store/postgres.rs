@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::links::{LinkChanges, LinkSpan, LinkView, link_span, links_touching, lock_key, minute};
+use super::links::{
+    LinkChanges, LinkSpan, LinkView, effective_changes, link_span, links_touching, lock_key, minute,
+};
 use super::row::{
     PointColumns, SpanValues, from_json, labels_json, order_by_request, span_row, to_json,
     unique_ids,
@@ -406,10 +408,7 @@ async fn apply_link_changes(
     tx: &mut sqlx::PgConnection,
     changes: &LinkChanges,
 ) -> Result<(), StoreError> {
-    let changes: Vec<_> = changes
-        .iter()
-        .filter(|(_, (calls, errors))| *calls != 0 || *errors != 0)
-        .collect();
+    let changes = effective_changes(changes);
     if changes.is_empty() {
         return Ok(());
     }

@@ -14,7 +14,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::links::{
-    LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, LinkView, link_span, links_touching, minute,
+    LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, LinkView, effective_changes, link_span,
+    links_touching, minute,
 };
 use super::row::{
     Interner, PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json,
@@ -378,10 +379,7 @@ async fn apply_link_changes(
     tx: &mut sqlx::SqliteConnection,
     changes: &LinkChanges,
 ) -> Result<(), StoreError> {
-    let changes: Vec<_> = changes
-        .iter()
-        .filter(|(_, (calls, errors))| *calls != 0 || *errors != 0)
-        .collect();
+    let changes = effective_changes(changes);
     let mut rest = changes.as_slice();
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(UPSERT_LINKS.size_for(rest.len()));
