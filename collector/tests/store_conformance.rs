@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use weft_collector::store::{
-    self, Attributes, Event, Link, MetricKind, MetricPoint, MetricSeries, PointValue, Scope, Span,
-    SpanId, SpanKind, StatusCode, Store, Temporality, TraceId, TraceOrder, TraceQuery,
+    self, Attributes, Event, FoundTraces, Link, MetricKind, MetricPoint, MetricSeries, PointValue,
+    Scope, Span, SpanId, SpanKind, StatusCode, Store, Temporality, TraceId, TraceOrder, TraceQuery,
     TraceSummary,
 };
 
@@ -119,6 +119,7 @@ fn trace_query(start: i64, end: i64) -> TraceQuery {
         min_trace_duration_nano: None,
         max_trace_duration_nano: None,
         order: TraceOrder::Newest,
+        count_total: true,
     }
 }
 
@@ -158,6 +159,34 @@ async fn conformance(store: &dyn Store) {
     concurrent_writes(store).await;
     span_catalog_and_retention(store).await;
     dependency_links(store).await;
+    paged_walks(store).await;
+}
+
+/// `query`'s search, checked against the same search with `count_total`
+/// flipped: the pages MUST be the same; the total without counting is what
+/// the page proves.
+async fn find(store: &dyn Store, query: &TraceQuery) -> Result<FoundTraces, store::StoreError> {
+    let asked = store.find_traces(query).await?;
+    let flipped = store
+        .find_traces(&TraceQuery {
+            count_total: !query.count_total,
+            ..query.clone()
+        })
+        .await?;
+    assert_eq!(flipped.summaries, asked.summaries, "{query:?}");
+    assert_eq!(flipped.trace_ids, asked.trace_ids, "{query:?}");
+    let (exact, uncounted) = if query.count_total {
+        (&asked, &flipped)
+    } else {
+        (&flipped, &asked)
+    };
+    let proven = match exact.trace_ids.len() {
+        0 if query.offset > 0 => 0,
+        len => (query.offset + len) as u64,
+    };
+    assert_eq!(uncounted.total, proven, "{query:?}");
+    assert!(exact.total >= uncounted.total, "{query:?}");
+    Ok(asked)
 }
 
 async fn empty_store(store: &dyn Store) {
@@ -166,7 +195,7 @@ async fn empty_store(store: &dyn Store) {
     assert_eq!(store.operations("web").await.unwrap(), Vec::<String>::new());
     assert_eq!(store.get_traces(&[trace_id(1)]).await.unwrap(), Vec::new());
     assert_eq!(store.get_traces(&[]).await.unwrap(), Vec::new());
-    let found = store.find_traces(&trace_query(0, i64::MAX)).await.unwrap();
+    let found = find(store, &trace_query(0, i64::MAX)).await.unwrap();
     assert_eq!((found.trace_ids.len(), found.total), (0, 0));
     assert_eq!(
         store.series_window("requests", 0, i64::MAX).await.unwrap(),
@@ -272,7 +301,7 @@ async fn services_and_operations(store: &dyn Store) {
 
 async fn trace_search(store: &dyn Store) {
     let all = trace_query(T0, T0 + 60 * SECOND);
-    let found = store.find_traces(&all).await.unwrap();
+    let found = find(store, &all).await.unwrap();
     assert_eq!(
         found.trace_ids,
         vec![trace_id(2), trace_id(1)],
@@ -284,18 +313,18 @@ async fn trace_search(store: &dyn Store) {
         limit: 1,
         ..all.clone()
     };
-    let found = store.find_traces(&page).await.unwrap();
+    let found = find(store, &page).await.unwrap();
     assert_eq!((found.trace_ids, found.total), (vec![trace_id(2)], 2));
     let second_page = TraceQuery {
         limit: 1,
         offset: 1,
         ..all.clone()
     };
-    let found = store.find_traces(&second_page).await.unwrap();
+    let found = find(store, &second_page).await.unwrap();
     assert_eq!((found.trace_ids, found.total), (vec![trace_id(1)], 2));
 
     let check = |query: TraceQuery, expected: Vec<TraceId>| async move {
-        let found = store.find_traces(&query).await.unwrap();
+        let found = find(store, &query).await.unwrap();
         assert_eq!(found.trace_ids, expected, "{query:?}");
         assert_eq!(found.total, expected.len() as u64, "{query:?}");
     };
@@ -384,7 +413,7 @@ async fn trace_search(store: &dyn Store) {
 /// out of order in several batches, with a re-sent span.
 async fn trace_summaries_and_order(store: &dyn Store) {
     let all = trace_query(T0, T0 + 60 * SECOND);
-    let found = store.find_traces(&all).await.unwrap();
+    let found = find(store, &all).await.unwrap();
     let summary_two = TraceSummary {
         trace_id: trace_id(2),
         start_unix_nano: T0 + 10 * SECOND,
@@ -412,17 +441,19 @@ async fn trace_summaries_and_order(store: &dyn Store) {
         "a re-sent span with another name changed nothing"
     );
     // The service path returns the same summaries.
-    let found = store
-        .find_traces(&TraceQuery {
+    let found = find(
+        store,
+        &TraceQuery {
             service: Some("stock-api".to_owned()),
             ..all.clone()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(found.summaries, vec![summary_one.clone()]);
 
     let check = |query: TraceQuery, expected: Vec<TraceId>, total: u64| async move {
-        let found = store.find_traces(&query).await.unwrap();
+        let found = find(store, &query).await.unwrap();
         assert_eq!(found.trace_ids, expected, "{query:?}");
         assert_eq!(found.total, total, "{query:?}");
         let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
@@ -547,13 +578,15 @@ async fn trace_summaries_and_order(store: &dyn Store) {
         .write_spans(std::slice::from_ref(&child))
         .await
         .unwrap();
-    let only_child = store
-        .find_traces(&TraceQuery {
+    let only_child = find(
+        store,
+        &TraceQuery {
             service: Some("stock-api".to_owned()),
             ..trace_query(T0 + 20 * SECOND, T0 + 20 * SECOND)
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(only_child.trace_ids, vec![trace_id(50)]);
     assert_eq!(only_child.summaries[0].root_service, None);
     let root = span(50, 1, None, "web", "GET /a", T0 + 19 * SECOND, 2 * SECOND);
@@ -580,13 +613,15 @@ async fn trace_summaries_and_order(store: &dyn Store) {
         services: vec![("stock-api".to_owned(), 1), ("web".to_owned(), 2)],
     };
     for service in [None, Some("stock-api"), Some("web")] {
-        let found = store
-            .find_traces(&TraceQuery {
+        let found = find(
+            store,
+            &TraceQuery {
                 service: service.map(str::to_owned),
                 ..trace_query(T0 + 19 * SECOND, T0 + 19 * SECOND)
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(found.summaries, vec![expected.clone()], "{service:?}");
         assert_eq!(found.total, 1);
     }
@@ -665,7 +700,7 @@ async fn operation_search(store: &dyn Store) {
         ..window.clone()
     };
     let check = |query: TraceQuery, expected: Vec<TraceId>, total: u64| async move {
-        let found = store.find_traces(&query).await.unwrap();
+        let found = find(store, &query).await.unwrap();
         assert_eq!(found.trace_ids, expected, "{query:?}");
         assert_eq!(found.total, total, "{query:?}");
         let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
@@ -700,14 +735,16 @@ async fn operation_search(store: &dyn Store) {
     )
     .await;
     check(by(Some("stock-api"), "renamed"), vec![], 0).await;
-    let found = store
-        .find_traces(&TraceQuery {
+    let found = find(
+        store,
+        &TraceQuery {
             start_unix_nano: at(25),
             end_unix_nano: at(25),
             ..by(Some("stock-api"), "GET /price")
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         found.summaries,
         vec![TraceSummary {
@@ -837,6 +874,123 @@ async fn operation_search(store: &dyn Store) {
         3,
     )
     .await;
+}
+
+/// The searches that stop at the page — operation without service over
+/// several services, tag and span-duration filters with and without
+/// service — against the answer computed here, page by page, newest and
+/// oldest first.
+async fn paged_walks(store: &dyn Store) {
+    let at = |n: u8| T0 + 3000 * SECOND + i64::from(n) * SECOND;
+    let services = ["a", "b", "c"];
+    // Trace n: a root on "edge" ("GET /", 1 ms), and a child on services[n % 3]
+    // named "GET /item" when n is even ("other" otherwise), tagged
+    // "k" = n % 4, lasting n ms.
+    let traces: Vec<u8> = (160..200).collect();
+    let mut spans = Vec::new();
+    for &n in &traces {
+        spans.push(span(n, 1, None, "edge", "GET /", at(n), 1_000_000));
+        let mut child = span(
+            n,
+            2,
+            Some(1),
+            services[usize::from(n) % 3],
+            if n % 2 == 0 { "GET /item" } else { "other" },
+            at(n) + 1_000,
+            i64::from(n) * 1_000_000,
+        );
+        child.attributes = attributes(json!({ "k": n % 4 }));
+        spans.push(child);
+    }
+    // In two batches, the second first: arrival order must not matter.
+    let (early, late) = spans.split_at(40);
+    store.write_spans(late).await.unwrap();
+    store.write_spans(early).await.unwrap();
+
+    let window = trace_query(at(0), at(255));
+    // Which traces n a query matches.
+    type Matches = fn(u8) -> bool;
+    let cases: Vec<(TraceQuery, Matches)> = vec![
+        (
+            TraceQuery {
+                operation: Some("GET /item".to_owned()),
+                ..window.clone()
+            },
+            |n| n % 2 == 0,
+        ),
+        (
+            TraceQuery {
+                operation: Some("GET /item".to_owned()),
+                min_trace_duration_nano: Some(170 * 1_000_000),
+                ..window.clone()
+            },
+            |n| n % 2 == 0 && i64::from(n) * 1_000_000 + 1_000 >= 170 * 1_000_000,
+        ),
+        (
+            TraceQuery {
+                tags: vec![("k".to_owned(), "1".to_owned())],
+                ..window.clone()
+            },
+            |n| n % 4 == 1,
+        ),
+        (
+            TraceQuery {
+                service: Some("a".to_owned()),
+                tags: vec![("k".to_owned(), "2".to_owned())],
+                ..window.clone()
+            },
+            |n| n % 3 == 0 && n % 4 == 2,
+        ),
+        (
+            TraceQuery {
+                service: Some("c".to_owned()),
+                operation: Some("GET /item".to_owned()),
+                min_duration_nano: Some(170 * 1_000_000),
+                ..window.clone()
+            },
+            |n| n % 3 == 2 && n % 2 == 0 && n >= 170,
+        ),
+        (
+            TraceQuery {
+                operation: Some("other".to_owned()),
+                max_duration_nano: Some(175 * 1_000_000),
+                ..window.clone()
+            },
+            |n| n % 2 == 1 && n <= 175,
+        ),
+    ];
+    for (query, matches) in cases {
+        let newest: Vec<TraceId> = traces
+            .iter()
+            .rev()
+            .filter(|&&n| matches(n))
+            .map(|&n| trace_id(n))
+            .collect();
+        assert!(newest.len() > 3, "{query:?}: a case that pages");
+        for order in [TraceOrder::Newest, TraceOrder::Oldest] {
+            let mut expected = newest.clone();
+            if order == TraceOrder::Oldest {
+                expected.reverse();
+            }
+            for count_total in [true, false] {
+                for offset in [0, 2, expected.len() - 1, expected.len() + 3] {
+                    let query = TraceQuery {
+                        order,
+                        offset,
+                        limit: 3,
+                        count_total,
+                        ..query.clone()
+                    };
+                    let found = find(store, &query).await.unwrap();
+                    let page: Vec<TraceId> =
+                        expected.iter().skip(offset).take(3).copied().collect();
+                    assert_eq!(found.trace_ids, page, "{query:?}");
+                    let ids: Vec<_> = found.summaries.iter().map(|s| s.trace_id).collect();
+                    assert_eq!(ids, page, "summaries in the order of the ids");
+                }
+            }
+        }
+    }
 }
 
 async fn metric_windows(store: &dyn Store) {
@@ -994,14 +1148,14 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     );
 
     let old_window = trace_query(old - 1, old + 10);
-    let found = store.find_traces(&old_window).await.unwrap();
+    let found = find(store, &old_window).await.unwrap();
     assert_eq!(found.summaries[0].span_count, 4);
     assert_eq!(found.summaries[0].root_service.as_deref(), Some("old-web"));
 
     let before = store.span_count().await.unwrap();
     assert_eq!(store.delete_oldest_spans(1).await.unwrap(), 1);
     // The root span went: the summary follows the remaining spans.
-    let found = store.find_traces(&old_window).await.unwrap();
+    let found = find(store, &old_window).await.unwrap();
     assert_eq!(
         found.summaries,
         vec![TraceSummary {
@@ -1019,13 +1173,15 @@ async fn span_catalog_and_retention(store: &dyn Store) {
             ],
         }]
     );
-    let by_service = store
-        .find_traces(&TraceQuery {
+    let by_service = find(
+        store,
+        &TraceQuery {
             service: Some("old-db".to_owned()),
             ..old_window.clone()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(by_service.trace_ids, vec![trace_id(200)]);
     // The per-trace operations follow the deletes too.
     let operation = |service: Option<&str>, operation: &str| TraceQuery {
@@ -1040,7 +1196,7 @@ async fn span_catalog_and_retention(store: &dyn Store) {
         (Some("old-db"), "query", vec![trace_id(200)]),
         (None, "query", vec![trace_id(200)]),
     ] {
-        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        let found = find(store, &operation(service, name)).await.unwrap();
         assert_eq!(found.trace_ids, expected, "{service:?} {name}");
         assert_eq!(found.total, expected.len() as u64, "{service:?} {name}");
     }
@@ -1049,18 +1205,20 @@ async fn span_catalog_and_retention(store: &dyn Store) {
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 1);
     assert_eq!(store.delete_spans_before(cutoff, 2).await.unwrap(), 0);
     assert_eq!(store.span_count().await.unwrap(), before - 4);
-    let found = store.find_traces(&old_window).await.unwrap();
+    let found = find(store, &old_window).await.unwrap();
     assert_eq!((found.trace_ids.len(), found.total), (0, 0));
-    let by_service = store
-        .find_traces(&TraceQuery {
+    let by_service = find(
+        store,
+        &TraceQuery {
             service: Some("old-db".to_owned()),
             ..old_window.clone()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((by_service.trace_ids.len(), by_service.total), (0, 0));
     for (service, name) in [(Some("old-db"), "query"), (None, "render")] {
-        let found = store.find_traces(&operation(service, name)).await.unwrap();
+        let found = find(store, &operation(service, name)).await.unwrap();
         assert_eq!((found.trace_ids.len(), found.total), (0, 0), "{name}");
     }
     store.prune_span_catalog().await.unwrap();
@@ -1236,7 +1394,7 @@ async fn sqlite() {
     let store = store::open(&url).await.unwrap();
     assert_eq!(
         store.services().await.unwrap(),
-        vec!["load", "stock-api", "web"]
+        vec!["a", "b", "c", "edge", "load", "stock-api", "web"]
     );
     store.close().await;
 }
@@ -1250,7 +1408,7 @@ async fn postgres() {
         let store = store::open(&url).await.unwrap();
         assert_eq!(
             store.services().await.unwrap(),
-            vec!["load", "stock-api", "web"]
+            vec!["a", "b", "c", "edge", "load", "stock-api", "web"]
         );
         store.close().await;
     })

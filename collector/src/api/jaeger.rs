@@ -319,6 +319,7 @@ fn search_query(params: &Params) -> Result<TraceQuery, ApiError> {
         min_trace_duration_nano: None,
         max_trace_duration_nano: None,
         order: crate::store::TraceOrder::Newest,
+        count_total: false,
     })
 }
 

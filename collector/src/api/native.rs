@@ -286,6 +286,7 @@ fn search(params: &Params) -> Result<TraceQuery, ApiError> {
         min_trace_duration_nano,
         max_trace_duration_nano,
         order,
+        count_total: true,
     };
     Ok(query)
 }

@@ -12,6 +12,7 @@ mod migrate;
 mod model;
 pub mod postgres;
 mod row;
+mod search;
 pub mod sqlite;
 mod summary;
 

@@ -301,6 +301,10 @@ pub struct TraceQuery {
     pub min_trace_duration_nano: Option<i64>,
     pub max_trace_duration_nano: Option<i64>,
     pub order: TraceOrder,
+    /// Count every matching trace for [`FoundTraces::total`] (the dashboard
+    /// shows it); Jaeger's and Zipkin's APIs do not ask, and their searches
+    /// then read only the page.
+    pub count_total: bool,
 }
 
 /// The order of a trace search's results.
@@ -344,7 +348,10 @@ pub struct TraceSummary {
 pub struct FoundTraces {
     /// At most `limit` ids in the query's order, after skipping `offset`.
     pub trace_ids: Vec<TraceId>,
-    /// How many traces match in total (not only this page).
+    /// How many traces match in total (not only this page) when the query
+    /// set `count_total`; otherwise a lower bound, what the page proves:
+    /// `offset` + the page's length (0 for an empty page), exact when the
+    /// page is shorter than `limit` and not empty (or `offset` is 0).
     pub total: u64,
     /// One summary per id of `trace_ids`, in the same order.
     pub summaries: Vec<TraceSummary>,

@@ -19,7 +19,8 @@ use super::row::{
     unique_ids,
 };
 use super::row::{operation_rows, peer_service};
-use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, TraceDelta, summary_row};
+use super::search;
+use super::summary::{self, TraceDelta};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -703,55 +704,7 @@ impl Store for PostgresStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<FoundTraces, StoreError> {
-        let plan = SearchPlan::new(query);
-        let mut page = QueryBuilder::<Postgres>::new(SUMMARY_COLUMNS);
-        plan.push_filters(&mut page, query, false, push_span_filters);
-        page.push(plan.order_by(query.order));
-        page.push(" LIMIT ");
-        page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-        page.push(" OFFSET ");
-        page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-        let rows = page.build().fetch_all(&self.pool).await?;
-        let mut summaries = Vec::with_capacity(rows.len());
-        for row in rows {
-            summaries.push(summary_row!(row, i32).into_summary()?);
-        }
-        let total = match summary::total_from_page(query, summaries.len()) {
-            Some(total) => total,
-            None => {
-                let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-                plan.push_filters(&mut count, query, true, push_span_filters);
-                let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
-                u64::try_from(total).unwrap_or(0)
-            }
-        };
-        if !summaries.is_empty() {
-            let ids: Vec<Vec<u8>> = summaries
-                .iter()
-                .map(|summary| summary.trace_id.0.to_vec())
-                .collect();
-            let rows = sqlx::query(
-                "SELECT trace_id, service_name, span_count FROM trace_services \
-                 WHERE trace_id = ANY ($1)",
-            )
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut entries = Vec::with_capacity(rows.len());
-            for row in rows {
-                let trace_id: Vec<u8> = row.try_get(0)?;
-                let count: i32 = row.try_get(2)?;
-                if let Some(trace_id) = TraceId::from_bytes(&trace_id) {
-                    entries.push((trace_id, row.try_get(1)?, u32::try_from(count).unwrap_or(0)));
-                }
-            }
-            summary::attach_services(&mut summaries, entries);
-        }
-        Ok(FoundTraces {
-            trace_ids: summaries.iter().map(|summary| summary.trace_id).collect(),
-            total,
-            summaries,
-        })
+        search::find_traces(&self.pool, query, push_span_filters).await
     }
 
     async fn series_window(

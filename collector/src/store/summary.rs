@@ -231,9 +231,11 @@ impl SearchPlan {
     }
 }
 
-/// The summary columns a page query selects, in [`SummaryRow`] order.
+/// The summary columns a page query selects, in [`SummaryRow`] order
+/// (the counts as BIGINT on both databases).
 pub(crate) const SUMMARY_COLUMNS: &str = "SELECT t.trace_id, t.start_unix_nano, t.duration_nano, \
-     t.span_count, t.error_count, t.root_service, t.root_operation";
+     CAST(t.span_count AS BIGINT), CAST(t.error_count AS BIGINT), t.root_service, \
+     t.root_operation";
 
 /// A `trace_summaries` row read back by a page query.
 pub(crate) struct SummaryRow {
@@ -262,23 +264,6 @@ impl SummaryRow {
         })
     }
 }
-
-/// Reads a [`SummaryRow`] from a row selected with [`SUMMARY_COLUMNS`]
-/// (counts as `i64` or `i32` depending on the backend).
-macro_rules! summary_row {
-    ($row:expr, $count:ty) => {
-        $crate::store::summary::SummaryRow {
-            trace_id: $row.try_get(0)?,
-            start_unix_nano: $row.try_get(1)?,
-            duration_nano: $row.try_get(2)?,
-            span_count: i64::from($row.try_get::<$count, _>(3)?),
-            error_count: i64::from($row.try_get::<$count, _>(4)?),
-            root_service: $row.try_get(5)?,
-            root_operation: $row.try_get(6)?,
-        }
-    };
-}
-pub(crate) use summary_row;
 
 /// Attaches `(trace id, service, span count)` rows (any order) to the
 /// summaries, sorted by service name.

@@ -404,6 +404,7 @@ async fn traces(
         min_trace_duration_nano: None,
         max_trace_duration_nano: None,
         order: crate::store::TraceOrder::Newest,
+        count_total: false,
     };
     let found = ingest.store().find_traces(&query).await?;
     let mut spans = ingest.store().get_traces(&found.trace_ids).await?;
