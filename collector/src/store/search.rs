@@ -185,18 +185,7 @@ where
         builder.push_bind(service.clone());
         builder.push(" AND o.operation = ");
         builder.push_bind(query.operation.clone());
-        builder.push(" AND o.trace_start >= ");
-        builder.push_bind(query.start_unix_nano);
-        builder.push(" AND o.trace_start <= ");
-        builder.push_bind(query.end_unix_nano);
-        if let Some(min) = query.min_trace_duration_nano {
-            builder.push(" AND d.duration_nano >= ");
-            builder.push_bind(min);
-        }
-        if let Some(max) = query.max_trace_duration_nano {
-            builder.push(" AND d.duration_nano <= ");
-            builder.push_bind(max);
-        }
+        summary::push_window(builder, query, "o.trace_start", "d");
         builder.push(plan_order(query.order, "o.trace_start", "o.trace_id"));
         builder.push(" LIMIT ");
         builder.push_bind(depth);
@@ -236,18 +225,7 @@ fn push_span_walk<DB>(
         builder.push(" FROM trace_summaries t WHERE 1 = 1");
         ("t.start_unix_nano", "t.trace_id")
     };
-    builder.push(format_args!(" AND {start} >= "));
-    builder.push_bind(query.start_unix_nano);
-    builder.push(format_args!(" AND {start} <= "));
-    builder.push_bind(query.end_unix_nano);
-    if let Some(min) = query.min_trace_duration_nano {
-        builder.push(" AND t.duration_nano >= ");
-        builder.push_bind(min);
-    }
-    if let Some(max) = query.max_trace_duration_nano {
-        builder.push(" AND t.duration_nano <= ");
-        builder.push_bind(max);
-    }
+    summary::push_window(builder, query, start, "t");
     builder.push(format_args!(
         " AND EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = {id}"
     ));

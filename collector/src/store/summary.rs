@@ -151,23 +151,10 @@ impl SearchPlan {
                 builder.push(" AND s.operation = ");
                 builder.push_bind(query.operation.clone());
             }
-            builder.push(" AND s.trace_start >= ");
-            builder.push_bind(query.start_unix_nano);
-            builder.push(" AND s.trace_start <= ");
-            builder.push_bind(query.end_unix_nano);
+            push_window(builder, query, "s.trace_start", "t");
         } else {
-            builder.push(" FROM trace_summaries t WHERE t.start_unix_nano >= ");
-            builder.push_bind(query.start_unix_nano);
-            builder.push(" AND t.start_unix_nano <= ");
-            builder.push_bind(query.end_unix_nano);
-        }
-        if let Some(min) = query.min_trace_duration_nano {
-            builder.push(" AND t.duration_nano >= ");
-            builder.push_bind(min);
-        }
-        if let Some(max) = query.max_trace_duration_nano {
-            builder.push(" AND t.duration_nano <= ");
-            builder.push_bind(max);
+            builder.push(" FROM trace_summaries t WHERE 1 = 1");
+            push_window(builder, query, "t.start_unix_nano", "t");
         }
         if plan.operation_only {
             // The index ranges of the services that have the operation (the
@@ -228,6 +215,32 @@ impl SearchPlan {
                 format!(" ORDER BY t.span_count DESC, {start} DESC, {id} DESC")
             }
         }
+    }
+}
+
+/// ` AND ...`: the query's window (inclusive) on the trace start column
+/// `start`, and its whole-trace duration bounds on the `duration_nano` of
+/// the `trace_summaries` row named `summaries`.
+pub(crate) fn push_window<DB>(
+    builder: &mut QueryBuilder<DB>,
+    query: &TraceQuery,
+    start: &str,
+    summaries: &str,
+) where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    builder.push(format_args!(" AND {start} >= "));
+    builder.push_bind(query.start_unix_nano);
+    builder.push(format_args!(" AND {start} <= "));
+    builder.push_bind(query.end_unix_nano);
+    if let Some(min) = query.min_trace_duration_nano {
+        builder.push(format_args!(" AND {summaries}.duration_nano >= "));
+        builder.push_bind(min);
+    }
+    if let Some(max) = query.max_trace_duration_nano {
+        builder.push(format_args!(" AND {summaries}.duration_nano <= "));
+        builder.push_bind(max);
     }
 }
 
