@@ -160,6 +160,7 @@ async fn conformance(store: &dyn Store) {
     span_catalog_and_retention(store).await;
     dependency_links(store).await;
     paged_walks(store).await;
+    capped_total(store).await;
 }
 
 /// `query`'s search, checked against the same search with `count_total`
@@ -186,6 +187,7 @@ async fn find(store: &dyn Store, query: &TraceQuery) -> Result<FoundTraces, stor
     };
     assert_eq!(uncounted.total, proven, "{query:?}");
     assert!(exact.total >= uncounted.total, "{query:?}");
+    assert!(exact.total_exact, "{query:?}: below the cap");
     Ok(asked)
 }
 
@@ -991,6 +993,51 @@ async fn paged_walks(store: &dyn Store) {
             }
         }
     }
+}
+
+/// A counted total stops `TOTAL_CAP` traces past the page, and says so.
+async fn capped_total(store: &dyn Store) {
+    let at = |n: usize| T0 + 5000 * SECOND + n as i64 * 1_000_000;
+    let many = usize::try_from(store::TOTAL_CAP).unwrap() + 30;
+    let spans: Vec<Span> = (0..many)
+        .map(|n| {
+            let mut one = span(0, 1, None, "edge", "bulk", at(n), 1_000);
+            one.trace_id = TraceId((n as u128 + 1_000_000).to_be_bytes());
+            one
+        })
+        .collect();
+    for batch in spans.chunks(2_000) {
+        store.write_spans(batch).await.unwrap();
+    }
+    let query = TraceQuery {
+        service: Some("edge".to_owned()),
+        operation: Some("bulk".to_owned()),
+        limit: 10,
+        offset: 5,
+        ..trace_query(at(0), at(many))
+    };
+    let found = store.find_traces(&query).await.unwrap();
+    assert_eq!(found.trace_ids.len(), 10);
+    assert_eq!(
+        (found.total, found.total_exact),
+        (15 + store::TOTAL_CAP, false),
+        "counted up to the cap past the page"
+    );
+    // Within the cap the count is exact; not counted, the page proves more.
+    let fewer = TraceQuery {
+        start_unix_nano: at(many - 100),
+        ..query.clone()
+    };
+    let found = find(store, &fewer).await.unwrap();
+    assert_eq!((found.total, found.total_exact), (100, true));
+    let uncounted = store
+        .find_traces(&TraceQuery {
+            count_total: false,
+            ..query
+        })
+        .await
+        .unwrap();
+    assert_eq!((uncounted.total, uncounted.total_exact), (15, false));
 }
 
 async fn metric_windows(store: &dyn Store) {

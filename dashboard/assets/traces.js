@@ -4,7 +4,8 @@
 //
 // DOM contract: each result is tr.trace-row[data-trace-id]; clicking it opens
 // #/trace/<traceId>. The scatter plot has one circle.scatter-dot per result.
-// .results-count[data-total] holds the store's true total of matches.
+// .results-count[data-total] holds the store's total of matches (at least
+// that many when data-exact is "false").
 
 import { getJson, isAbort, list, num, str } from './api.js';
 import { h, message, s } from './dom.js';
@@ -308,6 +309,8 @@ export async function mountTraces(root, ctx) {
 
   const traces = list(data.traces).filter((t) => t && typeof t.trace_id === 'string');
   const total = Math.max(num(data.total), query.offset + traces.length);
+  // The store stops counting 10,000 traces past the page: "at least".
+  const exact = data.total_exact !== false;
   if (traces.length === 0) {
     const filters = [
       query.service && `service ${query.service}`,
@@ -410,9 +413,9 @@ export async function mountTraces(root, ctx) {
       { class: 'results-head' },
       h(
         'span',
-        { class: 'results-count', 'data-total': total, 'data-shown': traces.length },
+        { class: 'results-count', 'data-total': total, 'data-exact': String(exact), 'data-shown': traces.length },
         h('strong', { text: `${fmtInt(first)}–${fmtInt(last)}` }),
-        ` of ${fmtInt(total)} trace${total === 1 ? '' : 's'}`,
+        exact ? ` of ${fmtInt(total)} trace${total === 1 ? '' : 's'}` : ` of ${fmtInt(total)}+ traces`,
       ),
       h('span', { class: 'muted small', text: ` in the ${rangeLabel(query)} · ${ORDERS.find(([o]) => o === query.order)[1].toLowerCase()}` }),
       h('span', { class: 'toolbar-spacer' }),

@@ -138,8 +138,11 @@ async fn operations(
 #[derive(Serialize)]
 struct TraceList {
     traces: Vec<TraceSummary>,
-    /// How many traces match in total, not only this page.
+    /// How many traces match in total, not only this page; at least this
+    /// many when `total_exact` is false (the count stops
+    /// `store::TOTAL_CAP` traces past the page).
     total: u64,
+    total_exact: bool,
     /// The page and order the search used (after defaults).
     offset: usize,
     limit: usize,
@@ -306,6 +309,7 @@ async fn traces(
     Ok(Json(TraceList {
         traces: found.summaries.into_iter().map(Into::into).collect(),
         total: found.total,
+        total_exact: found.total_exact,
         offset: query.offset,
         limit: query.limit,
         order,

@@ -301,9 +301,9 @@ pub struct TraceQuery {
     pub min_trace_duration_nano: Option<i64>,
     pub max_trace_duration_nano: Option<i64>,
     pub order: TraceOrder,
-    /// Count every matching trace for [`FoundTraces::total`] (the dashboard
-    /// shows it); Jaeger's and Zipkin's APIs do not ask, and their searches
-    /// then read only the page.
+    /// Count the matching traces for [`FoundTraces::total`] (the dashboard
+    /// shows it), up to [`TOTAL_CAP`] past the page; Jaeger's and Zipkin's
+    /// APIs do not ask, and their searches then read only the page.
     pub count_total: bool,
 }
 
@@ -343,16 +343,24 @@ pub struct TraceSummary {
     pub services: Vec<(String, u32)>,
 }
 
+/// How many matching traces past the page a counted search counts at most:
+/// beyond it the total is "more than" (a count costs as much as the traces
+/// it counts).
+pub const TOTAL_CAP: u64 = 10_000;
+
 /// The result of a trace search.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoundTraces {
     /// At most `limit` ids in the query's order, after skipping `offset`.
     pub trace_ids: Vec<TraceId>,
     /// How many traces match in total (not only this page) when the query
-    /// set `count_total`; otherwise a lower bound, what the page proves:
-    /// `offset` + the page's length (0 for an empty page), exact when the
-    /// page is shorter than `limit` and not empty (or `offset` is 0).
+    /// set `count_total` and `total_exact` is true; a lower bound otherwise:
+    /// `offset + limit + TOTAL_CAP` when the count stopped there, what the
+    /// page proves when not counted (`offset` + the page's length, 0 for an
+    /// empty page).
     pub total: u64,
+    /// Whether `total` is the exact number of matching traces.
+    pub total_exact: bool,
     /// One summary per id of `trace_ids`, in the same order.
     pub summaries: Vec<TraceSummary>,
 }

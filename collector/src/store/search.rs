@@ -17,15 +17,16 @@
 //!   when they are rare (as Tempo's search is).
 //!
 //! Pages in other orders (duration, span count) read every matching trace
-//! of the window and sort. The exact `total` is counted only when asked
-//! ([`TraceQuery::count_total`]) and the page cannot prove it.
+//! of the window and sort. The `total` is counted only when asked
+//! ([`TraceQuery::count_total`]) and the page cannot prove it, and only up
+//! to [`TOTAL_CAP`] traces past the page.
 
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
 };
 
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, SummaryRow};
-use super::{FoundTraces, StoreError, TraceId, TraceOrder, TraceQuery};
+use super::{FoundTraces, StoreError, TOTAL_CAP, TraceId, TraceOrder, TraceQuery};
 
 /// Adds a database's ` AND ...` conditions on one span (table `spans`) for
 /// the query's service, operation, span durations and tags.
@@ -80,17 +81,29 @@ where
             .into_summary()?,
         );
     }
-    let total = match summary::total_from_page(query, summaries.len()) {
-        Some(total) => total,
+    let (total, total_exact) = match summary::total_from_page(query, summaries.len()) {
+        Some(total) => (total, true),
         None if query.count_total => {
-            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*)");
+            // Counts at most `cap` traces: an index range stops there (the
+            // span filters' `IN` list is read whole either way).
+            let cap = u64::try_from(query.offset.saturating_add(query.limit))
+                .unwrap_or(u64::MAX)
+                .saturating_add(TOTAL_CAP);
+            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1");
             plan.push_filters(&mut count, query, true, span_filters);
+            count.push(" LIMIT ");
+            count.push_bind(i64::try_from(cap).unwrap_or(i64::MAX));
+            count.push(") counted");
             let total: i64 = count.build().fetch_one(pool).await?.try_get(0)?;
-            u64::try_from(total).unwrap_or(0)
+            let total = u64::try_from(total).unwrap_or(0);
+            (total, total < cap)
         }
         // Not asked: what the page proves (at least this many).
-        None if summaries.is_empty() => 0,
-        None => u64::try_from(query.offset + summaries.len()).unwrap_or(u64::MAX),
+        None if summaries.is_empty() => (0, false),
+        None => (
+            u64::try_from(query.offset + summaries.len()).unwrap_or(u64::MAX),
+            false,
+        ),
     };
     if !summaries.is_empty() {
         let mut services = QueryBuilder::<DB>::new(
@@ -116,6 +129,7 @@ where
     Ok(FoundTraces {
         trace_ids: summaries.iter().map(|summary| summary.trace_id).collect(),
         total,
+        total_exact,
         summaries,
     })
 }
