@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::links::{
@@ -36,6 +36,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most spans one group commit takes from the queue (it takes whole
 /// requests: one more request may exceed it).
 const GROUP_SPANS: usize = 8192;
+/// Spans written between two background checkpoints ([`run_checkpointer`]).
+const CHECKPOINT_SPANS: usize = 8192;
 const READERS: u32 = 4;
 
 const INSERT_OPERATION: &str = "INSERT INTO operations (service_name, operation, kind) \
@@ -141,9 +143,12 @@ const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXIST
 
 /// Inserts spans, 18 parameters a row (SQLite allows 32766 a statement).
 /// No `ON CONFLICT`: the spans already stored are filtered out before (a
-/// conflict would be a bug, and fails the transaction).
+/// conflict would be a bug, and fails the transaction). `OR FAIL` rather
+/// than the default `ABORT`: a failing statement need not be undone alone
+/// (its error rolls the whole transaction back), so SQLite keeps no
+/// statement journal, which copied every page the statement touched.
 static INSERT_SPANS: Batched = Batched::new(
-    "INSERT INTO spans (trace_id, span_id, parent_span_id, service_name, service_version, \
+    "INSERT OR FAIL INTO spans (trace_id, span_id, parent_span_id, service_name, service_version, \
      operation, kind, start_unix_nano, duration_nano, status_code, status_message, trace_state, \
      flags, attributes, events, links, resource, scope) VALUES ",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -687,7 +692,9 @@ async fn run_writer(
     writer: SqlitePool,
     catalog: Arc<KnownCatalog>,
     mut queue: mpsc::UnboundedReceiver<WriteJob>,
+    checkpoint: mpsc::Sender<()>,
 ) {
+    let mut since_checkpoint = 0;
     while let Some(first) = queue.recv().await {
         let mut spans = first.values.len();
         let mut jobs = vec![first];
@@ -703,6 +710,12 @@ async fn run_writer(
             values.extend(job.values);
             facts.extend(job.facts);
             answers.push(job.done);
+        }
+        since_checkpoint += spans;
+        if since_checkpoint >= CHECKPOINT_SPANS {
+            since_checkpoint = 0;
+            // Full: a checkpoint is already due.
+            let _ = checkpoint.try_send(());
         }
         match write_group(&writer, &catalog, values, &facts).await {
             Ok(()) => {
@@ -725,6 +738,35 @@ async fn run_writer(
                     )))));
                 }
             }
+        }
+    }
+}
+
+/// The checkpointer task: copies the WAL's committed pages back into the
+/// database file (a passive checkpoint, which never blocks the writer) on
+/// its own connection and thread each time the writer has written another
+/// [`CHECKPOINT_SPANS`] spans, so that the writer's own automatic
+/// checkpoint, which runs inside its commit, finds little left to copy.
+/// Ends with the writer task.
+async fn run_checkpointer(options: SqliteConnectOptions, mut due: mpsc::Receiver<()>) {
+    let mut connection = None;
+    while due.recv().await.is_some() {
+        if connection.is_none() {
+            match options.connect().await {
+                Ok(opened) => connection = Some(opened),
+                Err(error) => {
+                    tracing::warn!(%error, "SQLite checkpointer cannot connect");
+                    continue;
+                }
+            }
+        }
+        if let Some(opened) = connection.as_mut()
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *opened)
+                .await
+        {
+            tracing::warn!(%error, "SQLite background checkpoint failed");
+            connection = None;
         }
     }
 }
@@ -872,12 +914,19 @@ impl SqliteStore {
         }
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let catalog = Arc::new(KnownCatalog::default());
         // Unbounded: the requests admitted at once (`Ingest`) bound it.
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(writer.clone(), catalog.clone(), jobs));
+        let (checkpoint, due) = mpsc::channel(1);
+        tokio::spawn(run_checkpointer(options.clone(), due));
+        tokio::spawn(run_writer(
+            writer.clone(),
+            catalog.clone(),
+            jobs,
+            checkpoint,
+        ));
         Ok(Self {
             writer,
             readers,
