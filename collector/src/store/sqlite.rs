@@ -890,6 +890,11 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            // 8 KiB pages for a new file (an existing one keeps its own):
+            // fewer page splits, cache entries and WAL frames per span (the
+            // writer thread 8.3 -> 7.8 µs per span in the bench, the
+            // searches no slower; BENCHMARKS.md).
+            .page_size(8192)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
@@ -899,10 +904,12 @@ impl SqliteStore {
             // 64 MiB of page cache per connection: the span indexes of
             // millions of spans stay in memory for inserts and searches.
             .pragma("cache_size", "-65536")
-            // Checkpoint every ~64 MiB of WAL instead of SQLite's 4 MiB: the
-            // index pages a batch dirties are copied back to the database
-            // (and fsynced) once per many batches rather than every few.
-            .pragma("wal_autocheckpoint", "16384")
+            // Checkpoint every 8192 pages (64 MiB of WAL with 8 KiB pages)
+            // instead of SQLite's 1000: the index pages a batch dirties are
+            // copied back to the database (and fsynced) once per many
+            // batches rather than every few. The background checkpointer
+            // does most of it, this is the writer's backstop.
+            .pragma("wal_autocheckpoint", "8192")
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
