@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p weft-collector --example bench -- \
 //!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
-//!     [--lazy true]
+//!     [--lazy true] [--drop-indexes spans_start,...]
 //! ```
 //!
 //! `--queries 0` stops after the ingest (to profile the write path alone).
@@ -17,8 +17,9 @@
 //!    HTTP/2) that sends the encoded bytes as the body of
 //!    `TraceService/Export`, so the measured CPU is the collector's plus the
 //!    transport's, not the cost of building or encoding the load. Reports
-//!    spans/s and the CPU time the process (and the SQLite writer thread)
-//!    used, since the machine may be shared.
+//!    spans/s and the CPU time the process, the SQLite writer thread (the
+//!    busiest `sqlx-sqlite` thread) and the other SQLite threads (the
+//!    background checkpointer) used, since the machine may be shared.
 //! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
 //!    the 4-service graph, pushed every 5 s of simulated time.
 //! 3. Queries over HTTP with the store full: trace by id, searches (service;
@@ -63,6 +64,10 @@ struct Args {
     /// Build each export just before sending it (for 10 M spans, which do
     /// not fit in memory pre-built); the build time then counts.
     lazy: bool,
+    /// SQLite indexes to drop before the ingest (comma-separated), to
+    /// measure what each costs the writer. The searches need them: the
+    /// query phase is meaningless with any dropped.
+    drop_indexes: Vec<String>,
 }
 
 fn args() -> Args {
@@ -73,6 +78,7 @@ fn args() -> Args {
         clients: 4,
         queries: 200,
         lazy: false,
+        drop_indexes: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -84,6 +90,9 @@ fn args() -> Args {
             "--clients" => args.clients = value.parse().unwrap(),
             "--queries" => args.queries = value.parse().unwrap(),
             "--lazy" => args.lazy = value.parse().unwrap(),
+            "--drop-indexes" => {
+                args.drop_indexes = value.split(',').map(str::to_owned).collect();
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -269,9 +278,11 @@ impl tonic::codec::Decoder for Encoded {
     }
 }
 
-/// CPU seconds (user + system) used so far by this process, and by its
-/// threads whose name starts with `sqlx-sqlite` (the SQLite writer).
-fn cpu_seconds() -> (f64, f64) {
+/// CPU seconds (user + system) used so far by this process, and by each of
+/// its threads whose name starts with `sqlx-sqlite` (one per SQLite
+/// connection: the writer, the background checkpointer, the readers), by
+/// thread id.
+fn cpu_seconds() -> (f64, std::collections::HashMap<String, f64>) {
     fn ticks(stat: &str) -> Option<f64> {
         // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
         let rest = &stat[stat.rfind(')')? + 2..];
@@ -283,16 +294,32 @@ fn cpu_seconds() -> (f64, f64) {
         .ok()
         .and_then(|stat| ticks(&stat))
         .unwrap_or(0.0);
-    let mut writer = 0.0;
+    let mut sqlite = std::collections::HashMap::new();
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
             if stat.contains("(sqlx-sqlite") {
-                writer += ticks(&stat).unwrap_or(0.0);
+                let seconds = ticks(&stat).unwrap_or(0.0) / hz;
+                sqlite.insert(task.file_name().to_string_lossy().into_owned(), seconds);
             }
         }
     }
-    (process / hz, writer / hz)
+    (process / hz, sqlite)
+}
+
+/// The CPU seconds of the busiest SQLite thread between two
+/// [`cpu_seconds`] readings (the writer, during the ingest) and of the
+/// others together.
+fn sqlite_threads(
+    before: &std::collections::HashMap<String, f64>,
+    after: &std::collections::HashMap<String, f64>,
+) -> (f64, f64) {
+    let used: Vec<f64> = after
+        .iter()
+        .map(|(thread, seconds)| seconds - before.get(thread).copied().unwrap_or(0.0))
+        .collect();
+    let busiest = used.iter().copied().fold(0.0, f64::max);
+    (busiest, used.iter().sum::<f64>() - busiest)
 }
 
 /// One hour of cumulative request counters for the graph's edges, a point
@@ -419,6 +446,16 @@ async fn main() {
     .build()
     .await
     .unwrap();
+    if !args.drop_indexes.is_empty() {
+        let mut connection = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
+        for index in &args.drop_indexes {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {index}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        println!("dropped indexes: {}", args.drop_indexes.join(", "));
+    }
     let grpc = format!("http://{}", collector.otlp_grpc_addr());
     let http = format!("http://{}", collector.http_addr());
 
@@ -506,13 +543,16 @@ async fn main() {
         }
     );
     let cpu = cpu_after - cpu_before;
-    let writer = writer_after - writer_before;
+    let (writer, other_sqlite) = sqlite_threads(&writer_before, &writer_after);
     println!(
         "ingest CPU: {cpu:.1} s for the process ({:.1} µs/span, {:.0}% of 2 cores), \
-         {writer:.1} s in the SQLite writer thread ({:.0}% of wall time)",
+         {writer:.1} s in the SQLite writer thread ({:.1} µs/span, {:.0}% of wall time), \
+         {other_sqlite:.1} s in the other SQLite threads ({:.1} µs/span)",
         cpu * 1e6 / args.spans as f64,
         cpu * 100.0 / (2.0 * elapsed.as_secs_f64()),
-        writer * 100.0 / elapsed.as_secs_f64()
+        writer * 1e6 / args.spans as f64,
+        writer * 100.0 / elapsed.as_secs_f64(),
+        other_sqlite * 1e6 / args.spans as f64,
     );
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average after ingest: {}", load.trim());

@@ -39,47 +39,79 @@ impl TraceDelta<'_> {
     }
 }
 
+/// What [`trace_deltas`] reads of a span: the store model's [`Span`], or
+/// a store's own smaller record of it.
+pub(crate) trait DeltaSpan {
+    fn trace_id(&self) -> TraceId;
+    fn start_unix_nano(&self) -> i64;
+    fn duration_nano(&self) -> i64;
+    fn is_error(&self) -> bool;
+    /// Without parent.
+    fn is_root(&self) -> bool;
+    fn service_name(&self) -> &str;
+    fn operation(&self) -> &str;
+}
+
+impl DeltaSpan for Span {
+    fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    fn start_unix_nano(&self) -> i64 {
+        self.start_unix_nano
+    }
+    fn duration_nano(&self) -> i64 {
+        self.duration_nano
+    }
+    fn is_error(&self) -> bool {
+        self.status_code == StatusCode::Error
+    }
+    fn is_root(&self) -> bool {
+        self.parent_span_id.is_none()
+    }
+    fn service_name(&self) -> &str {
+        &self.service_name
+    }
+    fn operation(&self) -> &str {
+        &self.operation
+    }
+}
+
 /// Aggregates the spans actually inserted (duplicates already dropped) per
 /// trace, sorted by trace id (so that concurrent PostgreSQL writers lock
-/// summary rows in one order).
-pub(crate) fn trace_deltas<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<TraceDelta<'a>> {
+/// summary rows in one order). The root is the earliest span without
+/// parent, the first of equal starts.
+pub(crate) fn trace_deltas<'a, S: DeltaSpan + 'a>(
+    spans: impl Iterator<Item = &'a S>,
+) -> Vec<TraceDelta<'a>> {
     let mut by_trace: BTreeMap<TraceId, TraceDelta<'a>> = BTreeMap::new();
     for span in spans {
-        let end = span.start_unix_nano.saturating_add(span.duration_nano);
-        let delta = by_trace.entry(span.trace_id).or_insert_with(|| TraceDelta {
-            trace_id: span.trace_id,
-            start_unix_nano: span.start_unix_nano,
-            end_unix_nano: end,
-            span_count: 0,
-            error_count: 0,
-            root: None,
-            services: BTreeMap::new(),
-            operations: BTreeSet::new(),
-        });
-        delta.start_unix_nano = delta.start_unix_nano.min(span.start_unix_nano);
+        let start = span.start_unix_nano();
+        let end = start.saturating_add(span.duration_nano());
+        let delta = by_trace
+            .entry(span.trace_id())
+            .or_insert_with(|| TraceDelta {
+                trace_id: span.trace_id(),
+                start_unix_nano: start,
+                end_unix_nano: end,
+                span_count: 0,
+                error_count: 0,
+                root: None,
+                services: BTreeMap::new(),
+                operations: BTreeSet::new(),
+            });
+        delta.start_unix_nano = delta.start_unix_nano.min(start);
         delta.end_unix_nano = delta.end_unix_nano.max(end);
         delta.span_count += 1;
-        if span.status_code == StatusCode::Error {
+        if span.is_error() {
             delta.error_count += 1;
         }
-        if span.parent_span_id.is_none()
-            && delta
-                .root
-                .is_none_or(|(start, _, _)| span.start_unix_nano < start)
-        {
-            delta.root = Some((
-                span.start_unix_nano,
-                span.service_name.as_str(),
-                span.operation.as_str(),
-            ));
+        if span.is_root() && delta.root.is_none_or(|(root, _, _)| start < root) {
+            delta.root = Some((start, span.service_name(), span.operation()));
         }
-        *delta
-            .services
-            .entry(span.service_name.as_str())
-            .or_insert(0) += 1;
+        *delta.services.entry(span.service_name()).or_insert(0) += 1;
         delta
             .operations
-            .insert((span.service_name.as_str(), span.operation.as_str()));
+            .insert((span.service_name(), span.operation()));
     }
     by_trace.into_values().collect()
 }
