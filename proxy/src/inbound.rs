@@ -70,7 +70,7 @@ pub(crate) async fn handle(
         let mut span = SpanDraft::new(&context, SpanKind::Server, &parts.method, path);
         span.static_string("url.scheme", "http");
         span.string("server.address", &destination_service);
-        span.display("client.address", remote.ip());
+        span.ip("client.address", remote.ip());
         span.static_string("network.protocol.version", version_str(parts.version));
         span.string("weft.source.workload", &labels.source.workload);
         span.string("weft.source.namespace", &labels.source.namespace);

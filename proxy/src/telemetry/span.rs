@@ -160,6 +160,39 @@ impl SpanDraft {
         self.push(key, Value::Text(start, end));
     }
 
+    /// A string attribute holding an IP address, as `Display` writes it; IPv4 without going
+    /// through the formatting machinery (a few hundred instructions per span).
+    pub fn ip(&mut self, key: &'static str, ip: std::net::IpAddr) {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return self.display(key, ip);
+        };
+        let start = self.text.len() as u32;
+        // "255.255.255.255"
+        let mut dotted = [0u8; 15];
+        let mut at = 0;
+        for (index, octet) in v4.octets().into_iter().enumerate() {
+            if index > 0 {
+                dotted[at] = b'.';
+                at += 1;
+            }
+            if octet >= 100 {
+                dotted[at] = b'0' + octet / 100;
+                at += 1;
+            }
+            if octet >= 10 {
+                dotted[at] = b'0' + octet / 10 % 10;
+                at += 1;
+            }
+            dotted[at] = b'0' + octet % 10;
+            at += 1;
+        }
+        // ASCII digits and dots.
+        self.text
+            .push_str(std::str::from_utf8(&dotted[..at]).unwrap_or_default());
+        let end = self.text.len() as u32;
+        self.push(key, Value::Text(start, end));
+    }
+
     /// A string attribute whose value is a constant.
     pub fn static_string(&mut self, key: &'static str, value: &'static str) {
         self.push(key, Value::Static(value));
@@ -218,8 +251,40 @@ impl Outcome {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
     use super::*;
     use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let context = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let addresses = [
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 9, 99, 100)),
+            IpAddr::V4(Ipv4Addr::new(255, 255, 255, 255)),
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7)),
+        ];
+        for ip in addresses {
+            let mut draft = SpanDraft::new(&context, SpanKind::Server, &http::Method::GET, "/");
+            draft.ip("client.address", ip);
+            let Value::Text(start, end) = draft.attributes[2].value else {
+                panic!("{:?}", draft.attributes[2]);
+            };
+            assert_eq!(draft.text(start, end), ip.to_string());
+        }
+    }
 
     #[test]
     fn the_next_try_keeps_the_shared_attributes_only() {
