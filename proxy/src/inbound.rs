@@ -17,7 +17,7 @@ use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::outbound::{ensure_request_id, inbound_target, respond, split_service, version_str};
 use crate::peer::{self, PEER_HEADER};
 use crate::telemetry::exchange::request_head_bytes;
-use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
+use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels};
 use crate::tls::ConnInfo;
 
 pub(crate) async fn handle(
@@ -67,7 +67,11 @@ pub(crate) async fn handle(
     };
     let path = parts.uri.path();
     let draft = context.sampling.is_sampled().then(|| {
-        let mut span = SpanDraft::new(&context, SpanKind::Server, &parts.method, path);
+        let mut span =
+            shared
+                .telemetry
+                .spans
+                .draft(&context, SpanKind::Server, &parts.method, path);
         span.static_string("url.scheme", "http");
         span.string("server.address", &destination_service);
         span.ip("client.address", remote.ip());

@@ -228,7 +228,7 @@ impl Outbound {
             return None;
         }
         let me = &self.shared.me;
-        let mut span = SpanDraft::new(
+        let mut span = self.shared.telemetry.spans.draft(
             &self.context,
             SpanKind::Client,
             &self.parts.method,

@@ -33,6 +33,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prometheus::IntCounter;
 use prometheus::proto::MetricType;
 use prost::Message as _;
@@ -41,7 +42,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
 use super::otlp::{BatchEncoder, Clock};
-use super::span::SpanRecord;
+use super::span::{SpanDraft, SpanRecord, Storage};
+use crate::trace::SpanContext;
 
 /// Spans held while the collector is slow or away (default).
 pub const DEFAULT_SPAN_QUEUE_CAPACITY: usize = 4096;
@@ -104,6 +106,8 @@ pub(crate) struct SpanQueue {
     spans: Mutex<Vec<SpanRecord>>,
     capacity: usize,
     batch_ready: Notify,
+    /// The storage of encoded spans, for the next drafts (at most [`MAX_BATCH`]).
+    spare: Mutex<Vec<Storage>>,
 }
 
 // === impl SpanQueue ===
@@ -114,7 +118,34 @@ impl SpanQueue {
             spans: Mutex::new(Vec::with_capacity(capacity.clamp(1, MAX_BATCH))),
             capacity: capacity.max(1),
             batch_ready: Notify::new(),
+            spare: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Storage for a new draft: a spare one when there is one.
+    fn storage(&self) -> Storage {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        spare.unwrap_or_else(Storage::new)
+    }
+
+    /// Keeps the storage of `batch`'s spans (emptied) for the next drafts; `batch` is empty
+    /// afterwards.
+    fn recycle(&self, batch: &mut Vec<SpanRecord>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let keep = batch.len().min(MAX_BATCH.saturating_sub(spare.len()));
+        spare.extend(
+            batch
+                .drain(..keep)
+                .map(|span| span.draft.into_storage())
+                .filter(Storage::is_usual),
+        );
+        drop(spare);
+        // What did not fit (a burst larger than a batch) is freed outside the lock.
+        batch.clear();
     }
 
     /// Queues `span`; false when the queue is full (the span is then dropped, after the
@@ -174,6 +205,22 @@ impl SpanSink {
 
     pub fn is_enabled(&self) -> bool {
         self.queue.is_some()
+    }
+
+    /// A span named `METHOD path` (see [`SpanDraft::new`]), in the storage of an exported span
+    /// when there is one.
+    pub fn draft(
+        &self,
+        context: &SpanContext,
+        kind: SpanKind,
+        method: &http::Method,
+        path: &str,
+    ) -> SpanDraft {
+        let storage = match &self.queue {
+            Some(queue) => queue.storage(),
+            None => Storage::new(),
+        };
+        SpanDraft::new_in(storage, context, kind, method, path)
     }
 
     pub fn record(&self, span: SpanRecord) {
@@ -498,6 +545,7 @@ async fn export_spans(
             send_spans(
                 &mut client,
                 &encoder,
+                &queue,
                 &mut batch,
                 &metrics,
                 &mut stop,
@@ -515,6 +563,7 @@ async fn export_spans(
 async fn send_spans(
     client: &mut OtlpClient,
     encoder: &BatchEncoder,
+    queue: &SpanQueue,
     batch: &mut Vec<SpanRecord>,
     metrics: &Metrics,
     stop: &mut watch::Receiver<bool>,
@@ -523,7 +572,7 @@ async fn send_spans(
     metrics.span_queue_depth.sub(batch.len() as i64);
     let count = batch.len() as u64;
     let request = encoder.encode(batch, &Clock::now());
-    batch.clear();
+    queue.recycle(batch);
     // Retry a retryable failure with backoff while the queue keeps
     // filling (and, once full, dropping): memory stays bounded and the
     // request path never waits. On shutdown, one last try.
@@ -800,6 +849,35 @@ mod tests {
         batch.clear();
         assert!(!queue.take(&mut batch));
         assert_eq!(attempts(&batch), [5]);
+    }
+
+    #[test]
+    fn drafts_reuse_the_storage_of_exported_spans() {
+        let metrics = Metrics::new().unwrap();
+        let queue = Arc::new(SpanQueue::new(8));
+        let sink = SpanSink::new(Some(queue.clone()), metrics);
+        sink.record(record(0));
+        let mut batch = Vec::new();
+        queue.take(&mut batch);
+        let text = batch[0].draft.text.as_ptr();
+        queue.recycle(&mut batch);
+        assert!(batch.is_empty());
+        let context = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let draft = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
+        assert_eq!(draft.text.as_ptr(), text);
+        assert_eq!(draft.name(), "POST /b");
+        assert_eq!(draft.attributes.len(), 2);
+        // None spare: a new one.
+        let other = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
+        assert_ne!(other.text.as_ptr(), text);
     }
 
     #[test]

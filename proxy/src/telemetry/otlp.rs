@@ -197,14 +197,13 @@ fn int_key_value(buf: &mut Vec<u8>, key: &str, value: i64) {
     int_pair(buf, 9, key, value);
 }
 
-/// `KeyValue { key (1), value (2): AnyValue { string_value (1) } }`; lengths computed up front.
-#[inline]
+/// `KeyValue { key (1), value (2): AnyValue { string_value (1) } }`.
+#[inline(always)]
 fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
-    let any = 1 + varint_len(value.len() as u64) + value.len();
-    let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
+    // `KeyValue` = key head (2) + name + value head (2) + `AnyValue` (2 + value): when that is
+    // below 128, so is every length in it, and each takes one byte. Proxy attributes are.
+    let pair = 6 + name.len() + value.len();
     if pair < 0x80 && tag < 16 {
-        // Every length fits in one byte (they are all below `pair`), and so does the key: the
-        // heads are written as two 4-byte blocks.
         buf.extend_from_slice(&[
             short_key(tag, LEN),
             pair as u8,
@@ -214,13 +213,22 @@ fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(&[
             short_key(2, LEN),
-            any as u8,
+            (2 + value.len()) as u8,
             short_key(1, LEN),
             value.len() as u8,
         ]);
         buf.extend_from_slice(value.as_bytes());
-        return;
+    } else {
+        long_string_pair(buf, tag, name, value);
     }
+}
+
+/// [`string_pair`] with lengths of any size (a long path, a long address).
+#[cold]
+#[inline(never)]
+fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
+    let any = 1 + varint_len(value.len() as u64) + value.len();
+    let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
     key(buf, tag, LEN);
     varint(buf, pair as u64);
     bytes_field(buf, 1, name.as_bytes());
@@ -230,16 +238,17 @@ fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
 }
 
 /// The one-byte key of a field numbered below 16.
-#[inline]
+#[inline(always)]
 fn short_key(tag: u32, wire_type: u32) -> u8 {
     (tag << 3 | wire_type) as u8
 }
 
 /// `KeyValue { key (1), value (2): AnyValue { int_value (3) } }`.
-#[inline]
+#[inline(always)]
 fn int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
+    // As in `string_pair`: key head (2) + name + value head (2) + `AnyValue` (1 + varint).
     let any = 1 + varint_len(value as u64);
-    let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
+    let pair = 4 + name.len() + any;
     if pair < 0x80 && tag < 16 {
         buf.extend_from_slice(&[
             short_key(tag, LEN),
@@ -250,8 +259,16 @@ fn int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(&[short_key(2, LEN), any as u8, short_key(3, VARINT)]);
         varint(buf, value as u64);
-        return;
+    } else {
+        long_int_pair(buf, tag, name, value);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn long_int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
+    let any = 1 + varint_len(value as u64);
+    let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
     key(buf, tag, LEN);
     varint(buf, pair as u64);
     bytes_field(buf, 1, name.as_bytes());

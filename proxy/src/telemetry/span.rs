@@ -78,16 +78,55 @@ const ATTRIBUTES: usize = 24;
 /// Text a span usually holds; more grows the string once.
 const TEXT: usize = 240;
 
+/// The two allocations of a span, its text and its attributes, empty: the export task hands
+/// them back once a span is encoded (see `SpanSink::draft`), so that a span costs no
+/// allocation on the request path and no free on the export task.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    text: String,
+    attributes: Vec<Attribute>,
+}
+
+impl Storage {
+    pub(crate) fn new() -> Self {
+        Storage {
+            text: String::with_capacity(TEXT),
+            attributes: Vec::with_capacity(ATTRIBUTES),
+        }
+    }
+
+    /// Whether it is worth keeping: not grown far beyond a usual span by a long one.
+    pub(crate) fn is_usual(&self) -> bool {
+        self.text.capacity() <= 4 * TEXT && self.attributes.capacity() <= 2 * ATTRIBUTES
+    }
+}
+
 impl SpanDraft {
     /// A span named `METHOD path`, with `http.request.method` and `url.path`.
     pub fn new(context: &SpanContext, kind: SpanKind, method: &http::Method, path: &str) -> Self {
+        Self::new_in(Storage::new(), context, kind, method, path)
+    }
+
+    /// [`SpanDraft::new`] in `storage` (empty).
+    pub(crate) fn new_in(
+        storage: Storage,
+        context: &SpanContext,
+        kind: SpanKind,
+        method: &http::Method,
+        path: &str,
+    ) -> Self {
+        let Storage {
+            mut text,
+            attributes,
+        } = storage;
+        text.reserve(path.len() + 64);
         let mut draft = SpanDraft {
             ids: Ids::of(context),
             kind,
-            text: String::with_capacity(TEXT.max(path.len() + 64)),
+            text,
             name_len: 0,
             trace_state: (0, 0),
-            attributes: Vec::with_capacity(ATTRIBUTES),
+            attributes,
             events: Vec::new(),
             shared: (0, 0),
         };
@@ -104,6 +143,18 @@ impl SpanDraft {
         }
         draft.mark_shared();
         draft
+    }
+
+    /// The draft's storage, emptied, for the next span.
+    pub(crate) fn into_storage(self) -> Storage {
+        let SpanDraft {
+            mut text,
+            mut attributes,
+            ..
+        } = self;
+        text.clear();
+        attributes.clear();
+        Storage { text, attributes }
     }
 
     /// Marks the attributes added so far as those of every try of the request: the ones
