@@ -182,15 +182,21 @@ fn encode_event(buf: &mut Vec<u8>, event: &Event, draft: &SpanDraft, clock: &Clo
 /// A `KeyValue` in field `tag`.
 fn key_value(buf: &mut Vec<u8>, tag: u32, attribute: &Attribute, draft: &SpanDraft) {
     match attribute.value {
-        Value::Static(value) => string_pair(buf, tag, attribute.key, value),
-        Value::Text(start, end) => string_pair(buf, tag, attribute.key, draft.text(start, end)),
+        Value::Static(value) => string_pair(buf, tag, attribute.key, value.as_bytes()),
+        // Bytes, not `str`: slicing the text as a `str` checks both ends are char boundaries.
+        Value::Text(start, end) => string_pair(
+            buf,
+            tag,
+            attribute.key,
+            &draft.text.as_bytes()[start as usize..end as usize],
+        ),
         Value::Int(value) => int_pair(buf, tag, attribute.key, value),
     }
 }
 
 /// A span attribute (`Span.attributes`, field 9) with a string value.
 fn string_key_value(buf: &mut Vec<u8>, key: &str, value: &str) {
-    string_pair(buf, 9, key, value);
+    string_pair(buf, 9, key, value.as_bytes());
 }
 
 fn int_key_value(buf: &mut Vec<u8>, key: &str, value: i64) {
@@ -199,7 +205,7 @@ fn int_key_value(buf: &mut Vec<u8>, key: &str, value: i64) {
 
 /// `KeyValue { key (1), value (2): AnyValue { string_value (1) } }`.
 #[inline(always)]
-fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
+fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
     // `KeyValue` = key head (2) + name + value head (2) + `AnyValue` (2 + value): when that is
     // below 128, so is every length in it, and each takes one byte. Proxy attributes are.
     let pair = 6 + name.len() + value.len();
@@ -217,7 +223,7 @@ fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
             short_key(1, LEN),
             value.len() as u8,
         ]);
-        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(value);
     } else {
         long_string_pair(buf, tag, name, value);
     }
@@ -226,7 +232,7 @@ fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
 /// [`string_pair`] with lengths of any size (a long path, a long address).
 #[cold]
 #[inline(never)]
-fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
+fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
     let any = 1 + varint_len(value.len() as u64) + value.len();
     let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
     key(buf, tag, LEN);
@@ -234,7 +240,7 @@ fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &str) {
     bytes_field(buf, 1, name.as_bytes());
     key(buf, 2, LEN);
     varint(buf, any as u64);
-    bytes_field(buf, 1, value.as_bytes());
+    bytes_field(buf, 1, value);
 }
 
 /// The one-byte key of a field numbered below 16.
