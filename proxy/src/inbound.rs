@@ -79,9 +79,7 @@ pub(crate) async fn handle(
         span.string("weft.source.workload", &labels.source.workload);
         span.string("weft.source.namespace", &labels.source.namespace);
         span.string("weft.source.version", &labels.source.version);
-        span.string("weft.destination.workload", &shared.me.workload);
-        span.string("weft.destination.namespace", &shared.me.namespace);
-        span.string("weft.destination.version", &shared.me.version);
+        span.encoded(&shared.me_as_destination);
         span.string(
             "weft.source.principal",
             conn.peer_id.as_deref().unwrap_or("unknown"),

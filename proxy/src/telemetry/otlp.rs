@@ -191,7 +191,20 @@ fn key_value(buf: &mut Vec<u8>, tag: u32, attribute: &Attribute, draft: &SpanDra
             &draft.text.as_bytes()[start as usize..end as usize],
         ),
         Value::Int(value) => int_pair(buf, tag, attribute.key, value),
+        Value::Encoded(start, end) => {
+            buf.extend_from_slice(&draft.text.as_bytes()[start as usize..end as usize]);
+        }
     }
+}
+
+/// String attributes as they are written in `Span.attributes`, for
+/// [`super::span::EncodedAttributes`].
+pub(crate) fn span_attributes(attributes: &[(&'static str, &str)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (key, value) in attributes {
+        string_key_value(&mut buf, key, value);
+    }
+    buf
 }
 
 /// A span attribute (`Span.attributes`, field 9) with a string value.
@@ -623,6 +636,52 @@ mod tests {
         // An empty batch (never sent) is still a valid request.
         let empty = ExportTraceServiceRequest::decode(encoder.encode(&[], &clock)).unwrap();
         assert_eq!(empty.resource_spans[0].scope_spans[0].spans, []);
+    }
+
+    /// Attributes encoded once are the bytes of the same attributes added one by one, in
+    /// place, including lengths that need two bytes (written one by one then).
+    #[test]
+    fn encoded_attributes_are_the_attributes_one_by_one() {
+        let context = context(Some(SpanId::random()), None);
+        let encoder = BatchEncoder::new(&Resource::default(), &InstrumentationScope::default());
+        let clock = Clock::now();
+        let long = "v".repeat(200);
+        for values in [["web", "default", "v1"], ["web", &long, ""]] {
+            let attributes = [
+                ("weft.source.workload", values[0]),
+                ("weft.source.namespace", values[1]),
+                ("weft.source.version", values[2]),
+            ];
+            let block = crate::telemetry::span::EncodedAttributes::new(&attributes);
+            let spans = [true, false].map(|encoded| {
+                let mut draft = SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a");
+                draft.string("server.address", "reviews");
+                if encoded {
+                    draft.encoded(&block);
+                } else {
+                    for (key, value) in attributes {
+                        draft.string(key, value);
+                    }
+                }
+                draft.int("weft.retry.attempt", 0);
+                SpanRecord {
+                    draft,
+                    start: clock.instant,
+                    end: clock.instant,
+                    outcome: Outcome {
+                        code: 200,
+                        flags: "-",
+                        error: None,
+                        request_bytes: 1,
+                        response_bytes: 2,
+                    },
+                }
+            });
+            assert_eq!(
+                encoder.encode(&spans[..1], &clock),
+                encoder.encode(&spans[1..], &clock)
+            );
+        }
     }
 
     #[test]

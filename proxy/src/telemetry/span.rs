@@ -20,6 +20,32 @@ pub(crate) enum Value {
     /// A range of the span's text.
     Text(u32, u32),
     Int(i64),
+    /// A range of the span's text holding attributes already encoded (see
+    /// [`EncodedAttributes`]); the key is unused.
+    Encoded(u32, u32),
+}
+
+/// String attributes of a span encoded once, as `Span.attributes` `KeyValue`s, and copied into
+/// every span as one run: this workload's own labels are the same on every span it makes.
+#[derive(Clone, Debug)]
+pub struct EncodedAttributes {
+    /// The bytes, when they are valid UTF-8 (they are when every length fits in one byte) so
+    /// that they fit in the span's text.
+    encoded: Option<String>,
+    /// The attributes one by one, when they are not.
+    attributes: Vec<(&'static str, String)>,
+}
+
+impl EncodedAttributes {
+    pub fn new(attributes: &[(&'static str, &str)]) -> Self {
+        EncodedAttributes {
+            encoded: String::from_utf8(super::otlp::span_attributes(attributes)).ok(),
+            attributes: attributes
+                .iter()
+                .map(|&(key, value)| (key, value.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// An attribute: a static key and its value.
@@ -242,6 +268,21 @@ impl SpanDraft {
             .push_str(std::str::from_utf8(&dotted[..at]).unwrap_or_default());
         let end = self.text.len() as u32;
         self.push(key, Value::Text(start, end));
+    }
+
+    /// The attributes of `block`, in its order.
+    pub fn encoded(&mut self, block: &EncodedAttributes) {
+        match &block.encoded {
+            Some(encoded) => {
+                let (start, end) = self.push_text(encoded);
+                self.push("", Value::Encoded(start, end));
+            }
+            None => {
+                for (key, value) in &block.attributes {
+                    self.string(key, value);
+                }
+            }
+        }
     }
 
     /// A string attribute whose value is a constant.
