@@ -17,7 +17,7 @@ use crate::http::forward::{retarget, strip_hop_by_hop};
 use crate::outbound::{ensure_request_id, inbound_target, respond, split_service, version_str};
 use crate::peer::{self, PEER_HEADER};
 use crate::telemetry::exchange::request_head_bytes;
-use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels, SpanDraft};
+use crate::telemetry::{Exchange, Peer, Reporter, RequestLabels};
 use crate::tls::ConnInfo;
 
 pub(crate) async fn handle(
@@ -67,17 +67,19 @@ pub(crate) async fn handle(
     };
     let path = parts.uri.path();
     let draft = context.sampling.is_sampled().then(|| {
-        let mut span = SpanDraft::new(&context, SpanKind::Server, &parts.method, path);
+        let mut span =
+            shared
+                .telemetry
+                .spans
+                .draft(&context, SpanKind::Server, &parts.method, path);
         span.static_string("url.scheme", "http");
         span.string("server.address", &destination_service);
-        span.display("client.address", remote.ip());
+        span.ip("client.address", remote.ip());
         span.static_string("network.protocol.version", version_str(parts.version));
         span.string("weft.source.workload", &labels.source.workload);
         span.string("weft.source.namespace", &labels.source.namespace);
         span.string("weft.source.version", &labels.source.version);
-        span.string("weft.destination.workload", &shared.me.workload);
-        span.string("weft.destination.namespace", &shared.me.namespace);
-        span.string("weft.destination.version", &shared.me.version);
+        span.encoded(&shared.me_as_destination);
         span.string(
             "weft.source.principal",
             conn.peer_id.as_deref().unwrap_or("unknown"),

@@ -115,6 +115,10 @@ pub(crate) struct Shared {
     pub me: Arc<Peer>,
     /// This workload encoded for the peer-metadata header.
     pub me_header: Option<HeaderValue>,
+    /// This workload's span attributes, encoded once: `weft.source.*` on its outbound spans,
+    /// `weft.destination.*` on its inbound ones.
+    pub me_as_source: telemetry::span::EncodedAttributes,
+    pub me_as_destination: telemetry::span::EncodedAttributes,
     pub snapshot: ArcSwap<Snapshot>,
     pub telemetry: Arc<Telemetry>,
     pub sampler: Sampler,
@@ -253,6 +257,16 @@ impl Config {
         let shared = Arc::new(Shared {
             identity,
             me_header: peer::encode(&me),
+            me_as_source: telemetry::span::EncodedAttributes::new(&[
+                ("weft.source.workload", &me.workload),
+                ("weft.source.namespace", &me.namespace),
+                ("weft.source.version", &me.version),
+            ]),
+            me_as_destination: telemetry::span::EncodedAttributes::new(&[
+                ("weft.destination.workload", &me.workload),
+                ("weft.destination.namespace", &me.namespace),
+                ("weft.destination.version", &me.version),
+            ]),
             me: Arc::new(me),
             traffic,
             snapshot: ArcSwap::from_pointee(snapshot),

@@ -227,8 +227,7 @@ impl Outbound {
         if !self.context.sampling.is_sampled() {
             return None;
         }
-        let me = &self.shared.me;
-        let mut span = SpanDraft::new(
+        let mut span = self.shared.telemetry.spans.draft(
             &self.context,
             SpanKind::Client,
             &self.parts.method,
@@ -236,9 +235,7 @@ impl Outbound {
         );
         span.string("server.address", host);
         span.static_string("network.protocol.version", version_str(self.parts.version));
-        span.string("weft.source.workload", &me.workload);
-        span.string("weft.source.namespace", &me.namespace);
-        span.string("weft.source.version", &me.version);
+        span.encoded(&self.shared.me_as_source);
         Some(span)
     }
 

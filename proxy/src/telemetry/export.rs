@@ -1,9 +1,9 @@
 //! Background OTLP export of spans and metrics to the collector.
 //!
-//! The request path only calls [`SpanSink::record`], a non-blocking
-//! `try_send` into a bounded queue: when the queue is full the span is
-//! dropped and counted (`weft_proxy_spans_dropped_total{reason="queue_full"}`),
-//! never waited for. One task batches spans and sends them over OTLP/gRPC
+//! The request path only calls [`SpanSink::record`], a push into a bounded
+//! queue under a short lock that is never held across an await: when the
+//! queue is full the span is dropped and counted
+//! (`weft_proxy_spans_dropped_total{reason="queue_full"}`), never waited for. One task batches spans and sends them over OTLP/gRPC
 //! (the client `opentelemetry-proto` generates) or OTLP/HTTP protobuf,
 //! retrying retryable failures with backoff; another pushes the cumulative
 //! RED metrics every interval, so the collector's graph does not depend on
@@ -14,8 +14,7 @@
 //! exactly (they are injected downstream before the span ends), and the
 //! SDK's batch processor neither exposes its drops nor runs on our runtime.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -34,16 +33,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prometheus::IntCounter;
 use prometheus::proto::MetricType;
 use prost::Message as _;
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
 use super::otlp::{BatchEncoder, Clock};
-use super::span::SpanRecord;
+use super::span::{SpanDraft, SpanRecord, Storage};
+use crate::trace::SpanContext;
 
 /// Spans held while the collector is slow or away (default).
 pub const DEFAULT_SPAN_QUEUE_CAPACITY: usize = 4096;
@@ -90,62 +90,145 @@ pub enum ExportError {
 /// The request path's handle: records finished spans without waiting.
 #[derive(Clone)]
 pub struct SpanSink {
-    queue: Option<mpsc::Sender<SpanRecord>>,
+    queue: Option<Arc<SpanQueue>>,
     metrics: Metrics,
     /// `weft_proxy_spans_dropped_total{reason="queue_full"}`, looked up once.
     queue_full: IntCounter,
-    pending: Arc<Pending>,
 }
 
-/// Shared by the sinks and the export task. The task does not wait on the queue itself (a
-/// waiting receiver is woken by every span, a task poll per span): it wakes every
-/// [`BATCH_DELAY`], or when a sink has queued a full batch.
-#[derive(Default)]
-struct Pending {
-    spans: AtomicIsize,
+/// The bounded queue between the sinks and the export task: a `Vec` behind a lock held only
+/// for a push or a swap. A tokio channel cost a span a semaphore permit, a slot in its block
+/// list, a waker check, and on the receiving side the same again, one span at a time; here
+/// the task takes the queued spans in one swap (their storage comes back as the next queue).
+/// The task does not wait on the queue itself (a waiting receiver is woken by every span): it
+/// wakes every [`BATCH_DELAY`], or when a sink has queued a full batch.
+pub(crate) struct SpanQueue {
+    spans: Mutex<Vec<SpanRecord>>,
+    capacity: usize,
     batch_ready: Notify,
+    /// The storage of encoded spans, for the next drafts (at most [`MAX_BATCH`]).
+    spare: Mutex<Vec<Storage>>,
+}
+
+// === impl SpanQueue ===
+
+impl SpanQueue {
+    fn new(capacity: usize) -> Self {
+        SpanQueue {
+            spans: Mutex::new(Vec::with_capacity(capacity.clamp(1, MAX_BATCH))),
+            capacity: capacity.max(1),
+            batch_ready: Notify::new(),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Storage for a new draft: a spare one when there is one.
+    fn storage(&self) -> Storage {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        spare.unwrap_or_else(Storage::new)
+    }
+
+    /// Keeps the storage of `batch`'s spans (emptied) for the next drafts; `batch` is empty
+    /// afterwards.
+    fn recycle(&self, batch: &mut Vec<SpanRecord>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let keep = batch.len().min(MAX_BATCH.saturating_sub(spare.len()));
+        spare.extend(
+            batch
+                .drain(..keep)
+                .map(|span| span.draft.into_storage())
+                .filter(Storage::is_usual),
+        );
+        drop(spare);
+        // What did not fit (a burst larger than a batch) is freed outside the lock.
+        batch.clear();
+    }
+
+    /// Queues `span`; false when the queue is full (the span is then dropped, after the
+    /// lock is released).
+    fn push(&self, span: SpanRecord) -> bool {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.len() >= self.capacity {
+            drop(spans);
+            return false;
+        }
+        spans.push(span);
+        let queued = spans.len();
+        drop(spans);
+        if queued == MAX_BATCH {
+            self.batch_ready.notify_one();
+        }
+        true
+    }
+
+    /// Moves up to [`MAX_BATCH`] spans, oldest first, into `batch` (empty); returns whether
+    /// more are left.
+    pub(crate) fn take(&self, batch: &mut Vec<SpanRecord>) -> bool {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.len() <= MAX_BATCH && batch.is_empty() {
+            // The usual case: the queue's storage becomes the batch and the batch's
+            // (emptied, same capacity) the queue.
+            std::mem::swap(&mut *spans, batch);
+            false
+        } else {
+            let n = spans.len().min(MAX_BATCH.saturating_sub(batch.len()));
+            batch.extend(spans.drain(..n));
+            !spans.is_empty()
+        }
+    }
 }
 
 impl SpanSink {
     /// A sink that drops everything (no collector configured).
     pub fn disabled(metrics: Metrics) -> Self {
-        Self::new(None, Arc::default(), metrics)
+        Self::new(None, metrics)
     }
 
-    fn new(
-        queue: Option<mpsc::Sender<SpanRecord>>,
-        pending: Arc<Pending>,
-        metrics: Metrics,
-    ) -> Self {
+    fn new(queue: Option<Arc<SpanQueue>>, metrics: Metrics) -> Self {
         Self {
             queue,
             queue_full: metrics.spans_dropped.with_label_values(&["queue_full"]),
             metrics,
-            pending,
         }
     }
 
-    /// A sink whose spans the test reads from the returned queue.
+    /// A sink whose spans the test takes from the returned queue.
     #[cfg(test)]
-    pub(crate) fn for_test(metrics: Metrics) -> (Self, mpsc::Receiver<SpanRecord>) {
-        let (queue, spans) = mpsc::channel(64);
-        (Self::new(Some(queue), Arc::default(), metrics), spans)
+    pub(crate) fn for_test(metrics: Metrics) -> (Self, Arc<SpanQueue>) {
+        let queue = Arc::new(SpanQueue::new(64));
+        (Self::new(Some(queue.clone()), metrics), queue)
     }
 
     pub fn is_enabled(&self) -> bool {
         self.queue.is_some()
     }
 
+    /// A span named `METHOD path` (see [`SpanDraft::new`]), in the storage of an exported span
+    /// when there is one.
+    pub fn draft(
+        &self,
+        context: &SpanContext,
+        kind: SpanKind,
+        method: &http::Method,
+        path: &str,
+    ) -> SpanDraft {
+        let storage = match &self.queue {
+            Some(queue) => queue.storage(),
+            None => Storage::new(),
+        };
+        SpanDraft::new_in(storage, context, kind, method, path)
+    }
+
     pub fn record(&self, span: SpanRecord) {
         let Some(queue) = &self.queue else { return };
-        match queue.try_send(span) {
-            Ok(()) => {
-                self.metrics.span_queue_depth.inc();
-                if self.pending.spans.fetch_add(1, Ordering::Relaxed) + 1 == MAX_BATCH as isize {
-                    self.pending.batch_ready.notify_one();
-                }
-            }
-            Err(_) => self.queue_full.inc(),
+        if queue.push(span) {
+            self.metrics.span_queue_depth.inc();
+        } else {
+            self.queue_full.inc();
         }
     }
 }
@@ -389,12 +472,10 @@ impl Exporter {
         metrics: Metrics,
     ) -> Result<(SpanSink, Exporter), ExportError> {
         let client = OtlpClient::new(config)?;
-        let (tx, rx) = mpsc::channel(config.span_queue_capacity.max(1));
+        let queue = Arc::new(SpanQueue::new(config.span_queue_capacity));
         let (stop, stop_rx) = watch::channel(false);
-        let pending = Arc::new(Pending::default());
         let span_task = tokio::spawn(export_spans(
-            rx,
-            pending.clone(),
+            queue.clone(),
             client.clone(),
             resource.clone(),
             metrics.clone(),
@@ -407,7 +488,7 @@ impl Exporter {
             config.metrics_interval,
             stop_rx,
         ));
-        let sink = SpanSink::new(Some(tx), pending, metrics);
+        let sink = SpanSink::new(Some(queue), metrics);
         Ok((
             sink,
             Exporter {
@@ -428,8 +509,7 @@ impl Exporter {
 }
 
 async fn export_spans(
-    mut rx: mpsc::Receiver<SpanRecord>,
-    pending: Arc<Pending>,
+    queue: Arc<SpanQueue>,
     mut client: OtlpClient,
     resource: Resource,
     metrics: Metrics,
@@ -447,40 +527,32 @@ async fn export_spans(
             closed = true;
         } else {
             tokio::select! {
-                _ = pending.batch_ready.notified() => {}
+                _ = queue.batch_ready.notified() => {}
                 _ = tick.tick() => {}
                 _ = stop.changed() => stopping = true,
             }
         }
+        if Arc::strong_count(&queue) == 1 {
+            // Every sink is gone: nothing more can be queued.
+            closed = true;
+        }
         // Everything queued goes, a batch at a time.
         loop {
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(span) => batch.push(span),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
+            let more = queue.take(&mut batch);
             if batch.is_empty() {
                 break;
             }
-            let full = batch.len() == MAX_BATCH;
-            pending
-                .spans
-                .fetch_sub(batch.len() as isize, Ordering::Relaxed);
             send_spans(
                 &mut client,
                 &encoder,
+                &queue,
                 &mut batch,
                 &metrics,
                 &mut stop,
                 &mut stopping,
             )
             .await;
-            if !full {
+            if !more {
                 break;
             }
         }
@@ -491,6 +563,7 @@ async fn export_spans(
 async fn send_spans(
     client: &mut OtlpClient,
     encoder: &BatchEncoder,
+    queue: &SpanQueue,
     batch: &mut Vec<SpanRecord>,
     metrics: &Metrics,
     stop: &mut watch::Receiver<bool>,
@@ -499,7 +572,7 @@ async fn send_spans(
     metrics.span_queue_depth.sub(batch.len() as i64);
     let count = batch.len() as u64;
     let request = encoder.encode(batch, &Clock::now());
-    batch.clear();
+    queue.recycle(batch);
     // Retry a retryable failure with backoff while the queue keeps
     // filling (and, once full, dropping): memory stays bounded and the
     // request path never waits. On shutdown, one last try.
@@ -704,4 +777,126 @@ pub fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::telemetry::SpanDraft;
+    use crate::telemetry::span::Outcome;
+    use crate::trace::{Sampling, SpanContext, SpanId, TraceId};
+
+    fn record(attempt: i64) -> SpanRecord {
+        let context = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let mut draft = SpanDraft::new(&context, SpanKind::Client, &http::Method::GET, "/");
+        draft.int("weft.retry.attempt", attempt);
+        SpanRecord {
+            draft,
+            start: Instant::now(),
+            end: Instant::now(),
+            outcome: Outcome {
+                code: 200,
+                flags: "-",
+                error: None,
+                request_bytes: 0,
+                response_bytes: 0,
+            },
+        }
+    }
+
+    fn attempts(batch: &[SpanRecord]) -> Vec<i64> {
+        batch
+            .iter()
+            .map(|span| match span.draft.attributes[2].value {
+                crate::telemetry::span::Value::Int(attempt) => attempt,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_counts_what_it_drops() {
+        let metrics = Metrics::new().unwrap();
+        let queue = Arc::new(SpanQueue::new(3));
+        let sink = SpanSink::new(Some(queue.clone()), metrics.clone());
+        for attempt in 0..5 {
+            sink.record(record(attempt));
+        }
+        assert_eq!(metrics.span_queue_depth.get(), 3);
+        assert_eq!(
+            metrics
+                .spans_dropped
+                .with_label_values(&["queue_full"])
+                .get(),
+            2
+        );
+        let mut batch = Vec::new();
+        assert!(!queue.take(&mut batch));
+        assert_eq!(attempts(&batch), [0, 1, 2]);
+        // Taken spans make room again.
+        sink.record(record(5));
+        batch.clear();
+        assert!(!queue.take(&mut batch));
+        assert_eq!(attempts(&batch), [5]);
+    }
+
+    #[test]
+    fn drafts_reuse_the_storage_of_exported_spans() {
+        let metrics = Metrics::new().unwrap();
+        let queue = Arc::new(SpanQueue::new(8));
+        let sink = SpanSink::new(Some(queue.clone()), metrics);
+        sink.record(record(0));
+        let mut batch = Vec::new();
+        queue.take(&mut batch);
+        let text = batch[0].draft.text.as_ptr();
+        queue.recycle(&mut batch);
+        assert!(batch.is_empty());
+        let context = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let draft = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
+        assert_eq!(draft.text.as_ptr(), text);
+        assert_eq!(draft.name(), "POST /b");
+        assert_eq!(draft.attributes.len(), 2);
+        // None spare: a new one.
+        let other = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
+        assert_ne!(other.text.as_ptr(), text);
+    }
+
+    #[test]
+    fn a_backlog_is_taken_a_batch_at_a_time_oldest_first() {
+        let queue = SpanQueue::new(MAX_BATCH * 3);
+        for attempt in 0..(MAX_BATCH * 2 + 10) as i64 {
+            assert!(queue.push(record(attempt)));
+        }
+        let mut batch = Vec::new();
+        let mut taken = Vec::new();
+        loop {
+            let more = queue.take(&mut batch);
+            assert!(batch.len() <= MAX_BATCH);
+            taken.extend(attempts(&batch));
+            batch.clear();
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(taken, (0..(MAX_BATCH * 2 + 10) as i64).collect::<Vec<_>>());
+    }
 }

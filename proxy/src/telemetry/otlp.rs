@@ -11,7 +11,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
@@ -87,8 +87,8 @@ impl BatchEncoder {
         // The outer lengths are known only at the end: the spans are written after a gap
         // large enough for the heads, which are then written right before them.
         let gap = self.resource.len() + 2 * (1 + 5) + 1 + 5;
-        let mut buf = BytesMut::with_capacity(gap + self.scope.len() + spans.len() * 640);
-        buf.put_bytes(0, gap);
+        let mut buf = Vec::with_capacity(gap + self.scope.len() + spans.len() * SPAN_BYTES);
+        buf.resize(gap, 0);
         buf.extend_from_slice(&self.scope);
         for span in spans {
             message(&mut buf, 2, 2, |buf| encode_span(buf, span, clock));
@@ -103,13 +103,17 @@ impl BatchEncoder {
         varint(&mut head, scope_spans as u64);
         let start = gap - head.len();
         buf[start..gap].copy_from_slice(&head);
-        let mut bytes = buf.freeze();
+        // The buffer becomes the `Bytes` as is: no copy.
+        let mut bytes = Bytes::from(buf);
         bytes::Buf::advance(&mut bytes, start);
         bytes
     }
 }
 
-fn encode_span(buf: &mut BytesMut, span: &SpanRecord, clock: &Clock) {
+/// Bytes a span usually takes (a proxy span is 500–700): the batch buffer is sized once.
+const SPAN_BYTES: usize = 768;
+
+fn encode_span(buf: &mut Vec<u8>, span: &SpanRecord, clock: &Clock) {
     let draft = &span.draft;
     let ids = &draft.ids;
     bytes_field(buf, 1, &ids.trace_id);
@@ -124,10 +128,8 @@ fn encode_span(buf: &mut BytesMut, span: &SpanRecord, clock: &Clock) {
     bytes_field(buf, 5, draft.name().as_bytes());
     key(buf, 6, VARINT);
     varint(buf, draft.kind as i32 as u64);
-    key(buf, 7, FIXED64);
-    buf.put_u64_le(clock.unix_nanos(span.start));
-    key(buf, 8, FIXED64);
-    buf.put_u64_le(clock.unix_nanos(span.end));
+    fixed64(buf, 7, clock.unix_nanos(span.start));
+    fixed64(buf, 8, clock.unix_nanos(span.end));
     for attribute in &draft.attributes {
         key_value(buf, 9, attribute, draft);
     }
@@ -166,38 +168,84 @@ fn encode_span(buf: &mut BytesMut, span: &SpanRecord, clock: &Clock) {
             HAS_IS_REMOTE
         };
     key(buf, 16, FIXED32);
-    buf.put_u32_le(flags);
+    buf.extend_from_slice(&flags.to_le_bytes());
 }
 
-fn encode_event(buf: &mut BytesMut, event: &Event, draft: &SpanDraft, clock: &Clock) {
+fn encode_event(buf: &mut Vec<u8>, event: &Event, draft: &SpanDraft, clock: &Clock) {
     message(buf, 11, 1, |buf| {
-        key(buf, 1, FIXED64);
-        buf.put_u64_le(clock.unix_nanos(event.at));
+        fixed64(buf, 1, clock.unix_nanos(event.at));
         bytes_field(buf, 2, event.name.as_bytes());
         key_value(buf, 3, &event.attribute, draft);
     });
 }
 
 /// A `KeyValue` in field `tag`.
-fn key_value(buf: &mut BytesMut, tag: u32, attribute: &Attribute, draft: &SpanDraft) {
+fn key_value(buf: &mut Vec<u8>, tag: u32, attribute: &Attribute, draft: &SpanDraft) {
     match attribute.value {
-        Value::Static(value) => string_pair(buf, tag, attribute.key, value),
-        Value::Text(start, end) => string_pair(buf, tag, attribute.key, draft.text(start, end)),
+        Value::Static(value) => string_pair(buf, tag, attribute.key, value.as_bytes()),
+        // Bytes, not `str`: slicing the text as a `str` checks both ends are char boundaries.
+        Value::Text(start, end) => string_pair(
+            buf,
+            tag,
+            attribute.key,
+            &draft.text.as_bytes()[start as usize..end as usize],
+        ),
         Value::Int(value) => int_pair(buf, tag, attribute.key, value),
+        Value::Encoded(start, end) => {
+            buf.extend_from_slice(&draft.text.as_bytes()[start as usize..end as usize]);
+        }
     }
 }
 
-/// A span attribute (`Span.attributes`, field 9) with a string value.
-fn string_key_value(buf: &mut BytesMut, key: &str, value: &str) {
-    string_pair(buf, 9, key, value);
+/// String attributes as they are written in `Span.attributes`, for
+/// [`super::span::EncodedAttributes`].
+pub(crate) fn span_attributes(attributes: &[(&'static str, &str)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (key, value) in attributes {
+        string_key_value(&mut buf, key, value);
+    }
+    buf
 }
 
-fn int_key_value(buf: &mut BytesMut, key: &str, value: i64) {
+/// A span attribute (`Span.attributes`, field 9) with a string value.
+fn string_key_value(buf: &mut Vec<u8>, key: &str, value: &str) {
+    string_pair(buf, 9, key, value.as_bytes());
+}
+
+fn int_key_value(buf: &mut Vec<u8>, key: &str, value: i64) {
     int_pair(buf, 9, key, value);
 }
 
-/// `KeyValue { key (1), value (2): AnyValue { string_value (1) } }`; lengths computed up front.
-fn string_pair(buf: &mut BytesMut, tag: u32, name: &str, value: &str) {
+/// `KeyValue { key (1), value (2): AnyValue { string_value (1) } }`.
+#[inline(always)]
+fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
+    // `KeyValue` = key head (2) + name + value head (2) + `AnyValue` (2 + value): when that is
+    // below 128, so is every length in it, and each takes one byte. Proxy attributes are.
+    let pair = 6 + name.len() + value.len();
+    if pair < 0x80 && tag < 16 {
+        buf.extend_from_slice(&[
+            short_key(tag, LEN),
+            pair as u8,
+            short_key(1, LEN),
+            name.len() as u8,
+        ]);
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(&[
+            short_key(2, LEN),
+            (2 + value.len()) as u8,
+            short_key(1, LEN),
+            value.len() as u8,
+        ]);
+        buf.extend_from_slice(value);
+    } else {
+        long_string_pair(buf, tag, name, value);
+    }
+}
+
+/// [`string_pair`] with lengths of any size (a long path, a long address).
+#[cold]
+#[inline(never)]
+fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
     let any = 1 + varint_len(value.len() as u64) + value.len();
     let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
     key(buf, tag, LEN);
@@ -205,11 +253,39 @@ fn string_pair(buf: &mut BytesMut, tag: u32, name: &str, value: &str) {
     bytes_field(buf, 1, name.as_bytes());
     key(buf, 2, LEN);
     varint(buf, any as u64);
-    bytes_field(buf, 1, value.as_bytes());
+    bytes_field(buf, 1, value);
+}
+
+/// The one-byte key of a field numbered below 16.
+#[inline(always)]
+fn short_key(tag: u32, wire_type: u32) -> u8 {
+    (tag << 3 | wire_type) as u8
 }
 
 /// `KeyValue { key (1), value (2): AnyValue { int_value (3) } }`.
-fn int_pair(buf: &mut BytesMut, tag: u32, name: &str, value: i64) {
+#[inline(always)]
+fn int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
+    // As in `string_pair`: key head (2) + name + value head (2) + `AnyValue` (1 + varint).
+    let any = 1 + varint_len(value as u64);
+    let pair = 4 + name.len() + any;
+    if pair < 0x80 && tag < 16 {
+        buf.extend_from_slice(&[
+            short_key(tag, LEN),
+            pair as u8,
+            short_key(1, LEN),
+            name.len() as u8,
+        ]);
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(&[short_key(2, LEN), any as u8, short_key(3, VARINT)]);
+        varint(buf, value as u64);
+    } else {
+        long_int_pair(buf, tag, name, value);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn long_int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
     let any = 1 + varint_len(value as u64);
     let pair = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any as u64) + any;
     key(buf, tag, LEN);
@@ -223,45 +299,62 @@ fn int_pair(buf: &mut BytesMut, tag: u32, name: &str, value: i64) {
 
 /// A length-delimited field whose length is known only once `body` has written it: `reserve`
 /// bytes are left for the length, and the body moves when the length needs more or fewer.
-fn message(buf: &mut BytesMut, tag: u32, reserve: usize, body: impl FnOnce(&mut BytesMut)) {
+fn message(buf: &mut Vec<u8>, tag: u32, reserve: usize, body: impl FnOnce(&mut Vec<u8>)) {
     key(buf, tag, LEN);
     let at = buf.len();
-    buf.put_bytes(0, reserve);
+    buf.resize(at + reserve, 0);
     body(buf);
     let end = buf.len();
     let len = end - at - reserve;
     let need = varint_len(len as u64);
     if need > reserve {
-        buf.put_bytes(0, need - reserve);
+        buf.resize(end + need - reserve, 0);
         buf.copy_within(at + reserve..end, at + need);
     } else if need < reserve {
         buf.copy_within(at + reserve..end, at + need);
         buf.truncate(end - (reserve - need));
     }
-    let mut head = [0u8; 10];
-    let mut slot = &mut head[..];
-    varint(&mut slot, len as u64);
-    buf[at..at + need].copy_from_slice(&head[..need]);
+    let mut value = len as u64;
+    for byte in &mut buf[at..at + need] {
+        *byte = value as u8 | 0x80;
+        value >>= 7;
+    }
+    buf[at + need - 1] &= 0x7f;
 }
 
-fn bytes_field(buf: &mut impl BufMut, tag: u32, value: &[u8]) {
+#[inline]
+fn bytes_field(buf: &mut Vec<u8>, tag: u32, value: &[u8]) {
     key(buf, tag, LEN);
     varint(buf, value.len() as u64);
-    buf.put_slice(value);
+    buf.extend_from_slice(value);
 }
 
-fn key(buf: &mut impl BufMut, tag: u32, wire_type: u32) {
+#[inline]
+fn fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    key(buf, tag, FIXED64);
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+#[inline]
+fn key(buf: &mut Vec<u8>, tag: u32, wire_type: u32) {
     varint(buf, u64::from(tag << 3 | wire_type));
 }
 
-fn varint(buf: &mut impl BufMut, mut value: u64) {
+#[inline]
+fn varint(buf: &mut Vec<u8>, mut value: u64) {
+    // Keys, and most lengths and values here, take one byte.
+    if value < 0x80 {
+        buf.push(value as u8);
+        return;
+    }
     while value >= 0x80 {
-        buf.put_u8(value as u8 | 0x80);
+        buf.push(value as u8 | 0x80);
         value >>= 7;
     }
-    buf.put_u8(value as u8);
+    buf.push(value as u8);
 }
 
+#[inline]
 fn varint_len(value: u64) -> usize {
     // 1 byte per 7 bits, at least one.
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
@@ -545,6 +638,52 @@ mod tests {
         assert_eq!(empty.resource_spans[0].scope_spans[0].spans, []);
     }
 
+    /// Attributes encoded once are the bytes of the same attributes added one by one, in
+    /// place, including lengths that need two bytes (written one by one then).
+    #[test]
+    fn encoded_attributes_are_the_attributes_one_by_one() {
+        let context = context(Some(SpanId::random()), None);
+        let encoder = BatchEncoder::new(&Resource::default(), &InstrumentationScope::default());
+        let clock = Clock::now();
+        let long = "v".repeat(200);
+        for values in [["web", "default", "v1"], ["web", &long, ""]] {
+            let attributes = [
+                ("weft.source.workload", values[0]),
+                ("weft.source.namespace", values[1]),
+                ("weft.source.version", values[2]),
+            ];
+            let block = crate::telemetry::span::EncodedAttributes::new(&attributes);
+            let spans = [true, false].map(|encoded| {
+                let mut draft = SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a");
+                draft.string("server.address", "reviews");
+                if encoded {
+                    draft.encoded(&block);
+                } else {
+                    for (key, value) in attributes {
+                        draft.string(key, value);
+                    }
+                }
+                draft.int("weft.retry.attempt", 0);
+                SpanRecord {
+                    draft,
+                    start: clock.instant,
+                    end: clock.instant,
+                    outcome: Outcome {
+                        code: 200,
+                        flags: "-",
+                        error: None,
+                        request_bytes: 1,
+                        response_bytes: 2,
+                    },
+                }
+            });
+            assert_eq!(
+                encoder.encode(&spans[..1], &clock),
+                encoder.encode(&spans[1..], &clock)
+            );
+        }
+    }
+
     #[test]
     fn instants_become_unix_times_around_the_reading() {
         let clock = Clock::now();
@@ -592,10 +731,9 @@ mod tests {
     #[test]
     fn a_length_that_needs_more_or_fewer_bytes_than_reserved_moves_the_body() {
         for (reserve, len) in [(1, 0), (1, 200), (2, 5), (2, 20_000), (1, 127), (1, 128)] {
-            let mut buf = BytesMut::new();
-            buf.put_u8(0xAA);
-            message(&mut buf, 3, reserve, |buf| buf.put_bytes(7, len));
-            buf.put_u8(0xBB);
+            let mut buf = vec![0xAA];
+            message(&mut buf, 3, reserve, |buf| buf.resize(buf.len() + len, 7));
+            buf.push(0xBB);
             let mut rest = &buf[..];
             assert_eq!(bytes::Buf::get_u8(&mut rest), 0xAA);
             assert_eq!(bytes::Buf::get_u8(&mut rest), 3 << 3 | 2);

@@ -20,6 +20,32 @@ pub(crate) enum Value {
     /// A range of the span's text.
     Text(u32, u32),
     Int(i64),
+    /// A range of the span's text holding attributes already encoded (see
+    /// [`EncodedAttributes`]); the key is unused.
+    Encoded(u32, u32),
+}
+
+/// String attributes of a span encoded once, as `Span.attributes` `KeyValue`s, and copied into
+/// every span as one run: this workload's own labels are the same on every span it makes.
+#[derive(Clone, Debug)]
+pub struct EncodedAttributes {
+    /// The bytes, when they are valid UTF-8 (they are when every length fits in one byte) so
+    /// that they fit in the span's text.
+    encoded: Option<String>,
+    /// The attributes one by one, when they are not.
+    attributes: Vec<(&'static str, String)>,
+}
+
+impl EncodedAttributes {
+    pub fn new(attributes: &[(&'static str, &str)]) -> Self {
+        EncodedAttributes {
+            encoded: String::from_utf8(super::otlp::span_attributes(attributes)).ok(),
+            attributes: attributes
+                .iter()
+                .map(|&(key, value)| (key, value.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// An attribute: a static key and its value.
@@ -78,16 +104,55 @@ const ATTRIBUTES: usize = 24;
 /// Text a span usually holds; more grows the string once.
 const TEXT: usize = 240;
 
+/// The two allocations of a span, its text and its attributes, empty: the export task hands
+/// them back once a span is encoded (see `SpanSink::draft`), so that a span costs no
+/// allocation on the request path and no free on the export task.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    text: String,
+    attributes: Vec<Attribute>,
+}
+
+impl Storage {
+    pub(crate) fn new() -> Self {
+        Storage {
+            text: String::with_capacity(TEXT),
+            attributes: Vec::with_capacity(ATTRIBUTES),
+        }
+    }
+
+    /// Whether it is worth keeping: not grown far beyond a usual span by a long one.
+    pub(crate) fn is_usual(&self) -> bool {
+        self.text.capacity() <= 4 * TEXT && self.attributes.capacity() <= 2 * ATTRIBUTES
+    }
+}
+
 impl SpanDraft {
     /// A span named `METHOD path`, with `http.request.method` and `url.path`.
     pub fn new(context: &SpanContext, kind: SpanKind, method: &http::Method, path: &str) -> Self {
+        Self::new_in(Storage::new(), context, kind, method, path)
+    }
+
+    /// [`SpanDraft::new`] in `storage` (empty).
+    pub(crate) fn new_in(
+        storage: Storage,
+        context: &SpanContext,
+        kind: SpanKind,
+        method: &http::Method,
+        path: &str,
+    ) -> Self {
+        let Storage {
+            mut text,
+            attributes,
+        } = storage;
+        text.reserve(path.len() + 64);
         let mut draft = SpanDraft {
             ids: Ids::of(context),
             kind,
-            text: String::with_capacity(TEXT.max(path.len() + 64)),
+            text,
             name_len: 0,
             trace_state: (0, 0),
-            attributes: Vec::with_capacity(ATTRIBUTES),
+            attributes,
             events: Vec::new(),
             shared: (0, 0),
         };
@@ -104,6 +169,18 @@ impl SpanDraft {
         }
         draft.mark_shared();
         draft
+    }
+
+    /// The draft's storage, emptied, for the next span.
+    pub(crate) fn into_storage(self) -> Storage {
+        let SpanDraft {
+            mut text,
+            mut attributes,
+            ..
+        } = self;
+        text.clear();
+        attributes.clear();
+        Storage { text, attributes }
     }
 
     /// Marks the attributes added so far as those of every try of the request: the ones
@@ -158,6 +235,54 @@ impl SpanDraft {
         let _ = write!(self.text, "{value}");
         let end = self.text.len() as u32;
         self.push(key, Value::Text(start, end));
+    }
+
+    /// A string attribute holding an IP address, as `Display` writes it; IPv4 without going
+    /// through the formatting machinery (a few hundred instructions per span).
+    pub fn ip(&mut self, key: &'static str, ip: std::net::IpAddr) {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return self.display(key, ip);
+        };
+        let start = self.text.len() as u32;
+        // "255.255.255.255"
+        let mut dotted = [0u8; 15];
+        let mut at = 0;
+        for (index, octet) in v4.octets().into_iter().enumerate() {
+            if index > 0 {
+                dotted[at] = b'.';
+                at += 1;
+            }
+            if octet >= 100 {
+                dotted[at] = b'0' + octet / 100;
+                at += 1;
+            }
+            if octet >= 10 {
+                dotted[at] = b'0' + octet / 10 % 10;
+                at += 1;
+            }
+            dotted[at] = b'0' + octet % 10;
+            at += 1;
+        }
+        // ASCII digits and dots.
+        self.text
+            .push_str(std::str::from_utf8(&dotted[..at]).unwrap_or_default());
+        let end = self.text.len() as u32;
+        self.push(key, Value::Text(start, end));
+    }
+
+    /// The attributes of `block`, in its order.
+    pub fn encoded(&mut self, block: &EncodedAttributes) {
+        match &block.encoded {
+            Some(encoded) => {
+                let (start, end) = self.push_text(encoded);
+                self.push("", Value::Encoded(start, end));
+            }
+            None => {
+                for (key, value) in &block.attributes {
+                    self.string(key, value);
+                }
+            }
+        }
     }
 
     /// A string attribute whose value is a constant.
@@ -218,8 +343,40 @@ impl Outcome {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
     use super::*;
     use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let context = SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id: None,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        };
+        let addresses = [
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 9, 99, 100)),
+            IpAddr::V4(Ipv4Addr::new(255, 255, 255, 255)),
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7)),
+        ];
+        for ip in addresses {
+            let mut draft = SpanDraft::new(&context, SpanKind::Server, &http::Method::GET, "/");
+            draft.ip("client.address", ip);
+            let Value::Text(start, end) = draft.attributes[2].value else {
+                panic!("{:?}", draft.attributes[2]);
+            };
+            assert_eq!(draft.text(start, end), ip.to_string());
+        }
+    }
 
     #[test]
     fn the_next_try_keeps_the_shared_attributes_only() {

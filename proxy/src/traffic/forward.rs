@@ -400,10 +400,7 @@ fn backoff(base: Duration, retry: u32) -> Duration {
 fn endpoint_attributes(span: &mut SpanDraft, cluster: &ClusterState, index: usize, attempt: u32) {
     let endpoint = &cluster.endpoints[index];
     span.int("weft.retry.attempt", i64::from(attempt));
-    span.string("weft.destination.workload", &endpoint.peer.workload);
-    span.string("weft.destination.namespace", &endpoint.peer.namespace);
-    span.string("weft.destination.version", &endpoint.peer.version);
-    span.string("network.peer.address", endpoint.endpoint.authority_str());
+    span.encoded(&endpoint.span_attributes);
 }
 
 fn build_request(

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use weft_config::model::TrafficPolicy;
 use weft_config::{Cluster, Endpoint, Snapshot};
 
+use crate::telemetry::span::EncodedAttributes;
 use crate::telemetry::{Metrics, Peer};
 use balance::Balancer;
 use outlier::{Detector, HostHealth, OutlierConfig, TryResult, Verdict};
@@ -35,6 +36,9 @@ pub struct EndpointState {
     pub endpoint: Endpoint,
     /// The endpoint as a metrics peer (computed once, shared by every request's labels).
     pub peer: Arc<Peer>,
+    /// The span attributes of a try to it (`weft.destination.*`, `network.peer.address`),
+    /// encoded once.
+    pub span_attributes: EncodedAttributes,
     active: AtomicU32,
     pub health: HostHealth,
 }
@@ -79,15 +83,24 @@ impl ClusterState {
         let endpoints = cluster
             .endpoints
             .iter()
-            .map(|endpoint| EndpointState {
-                peer: Arc::new(Peer::from_labels(
+            .map(|endpoint| {
+                let peer = Arc::new(Peer::from_labels(
                     &endpoint.workload,
                     &endpoint.namespace,
                     |k| endpoint.labels.get(k).map(String::as_str),
-                )),
-                endpoint: endpoint.clone(),
-                active: AtomicU32::new(0),
-                health: HostHealth::default(),
+                ));
+                EndpointState {
+                    span_attributes: EncodedAttributes::new(&[
+                        ("weft.destination.workload", &peer.workload),
+                        ("weft.destination.namespace", &peer.namespace),
+                        ("weft.destination.version", &peer.version),
+                        ("network.peer.address", endpoint.authority_str()),
+                    ]),
+                    peer,
+                    endpoint: endpoint.clone(),
+                    active: AtomicU32::new(0),
+                    health: HostHealth::default(),
+                }
             })
             .collect();
         let ejected_gauge = metrics
