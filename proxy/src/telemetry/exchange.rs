@@ -220,7 +220,7 @@ mod tests {
     use crate::telemetry::export::{int_attribute, string_attribute};
     use crate::telemetry::otlp::decode_for_test;
     use crate::telemetry::{Metrics, Peer, Reporter, SpanSink};
-    use crate::trace::{Sampler, Sampling, SpanContext, SpanId, TraceId};
+    use crate::trace::{Sampler, SpanContext, SpanId};
 
     fn labels() -> RequestLabels {
         RequestLabels {
@@ -252,15 +252,7 @@ mod tests {
             spans,
         });
         let caller = SpanId::random();
-        let first = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: Some(caller),
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
-            tracestate: None,
-            b3_single: false,
-        };
+        let first = SpanContext::sampled(Some(caller));
         let mut exchange = Exchange::new(
             telemetry,
             labels(),

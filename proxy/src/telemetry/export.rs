@@ -787,18 +787,10 @@ mod tests {
     use super::*;
     use crate::telemetry::SpanDraft;
     use crate::telemetry::span::Outcome;
-    use crate::trace::{Sampling, SpanContext, SpanId, TraceId};
+    use crate::trace::SpanContext;
 
     fn record(attempt: i64) -> SpanRecord {
-        let context = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: None,
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
-            tracestate: None,
-            b3_single: false,
-        };
+        let context = SpanContext::sampled(None);
         let mut draft = SpanDraft::new(&context, SpanKind::Client, &http::Method::GET, "/");
         draft.int("weft.retry.attempt", attempt);
         SpanRecord {
@@ -862,15 +854,7 @@ mod tests {
         let text = batch[0].draft.text.as_ptr();
         queue.recycle(&mut batch);
         assert!(batch.is_empty());
-        let context = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: None,
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
-            tracestate: None,
-            b3_single: false,
-        };
+        let context = SpanContext::sampled(None);
         let draft = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
         assert_eq!(draft.text.as_ptr(), text);
         assert_eq!(draft.name(), "POST /b");

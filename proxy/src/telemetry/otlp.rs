@@ -223,13 +223,7 @@ fn string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
     // below 128, so is every length in it, and each takes one byte. Proxy attributes are.
     let pair = 6 + name.len() + value.len();
     if pair < 0x80 && tag < 16 {
-        buf.extend_from_slice(&[
-            short_key(tag, LEN),
-            pair as u8,
-            short_key(1, LEN),
-            name.len() as u8,
-        ]);
-        buf.extend_from_slice(name.as_bytes());
+        short_pair_key(buf, tag, pair, name);
         buf.extend_from_slice(&[
             short_key(2, LEN),
             (2 + value.len()) as u8,
@@ -256,6 +250,19 @@ fn long_string_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: &[u8]) {
     bytes_field(buf, 1, value);
 }
 
+/// The head of a short `KeyValue` (field `tag` below 16, `pair` bytes below 128) and its
+/// `key` (1): every key and length in one byte.
+#[inline(always)]
+fn short_pair_key(buf: &mut Vec<u8>, tag: u32, pair: usize, name: &str) {
+    buf.extend_from_slice(&[
+        short_key(tag, LEN),
+        pair as u8,
+        short_key(1, LEN),
+        name.len() as u8,
+    ]);
+    buf.extend_from_slice(name.as_bytes());
+}
+
 /// The one-byte key of a field numbered below 16.
 #[inline(always)]
 fn short_key(tag: u32, wire_type: u32) -> u8 {
@@ -269,13 +276,7 @@ fn int_pair(buf: &mut Vec<u8>, tag: u32, name: &str, value: i64) {
     let any = 1 + varint_len(value as u64);
     let pair = 4 + name.len() + any;
     if pair < 0x80 && tag < 16 {
-        buf.extend_from_slice(&[
-            short_key(tag, LEN),
-            pair as u8,
-            short_key(1, LEN),
-            name.len() as u8,
-        ]);
-        buf.extend_from_slice(name.as_bytes());
+        short_pair_key(buf, tag, pair, name);
         buf.extend_from_slice(&[short_key(2, LEN), any as u8, short_key(3, VARINT)]);
         varint(buf, value as u64);
     } else {
@@ -402,17 +403,12 @@ mod tests {
     use super::*;
     use crate::telemetry::export::{int_attribute, string_attribute};
     use crate::telemetry::span::Outcome;
-    use crate::trace::{Sampling, SpanContext, SpanId, TraceId};
+    use crate::trace::{SpanContext, SpanId};
 
     fn context(parent: Option<SpanId>, tracestate: Option<&'static str>) -> SpanContext {
         SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: parent,
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
             tracestate: tracestate.map(HeaderValue::from_static),
-            b3_single: false,
+            ..SpanContext::sampled(parent)
         }
     }
 

@@ -346,19 +346,11 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::trace::{Sampler, Sampling, SpanId, TraceId};
+    use crate::trace::{Sampler, SpanId};
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {
-        let context = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: None,
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
-            tracestate: None,
-            b3_single: false,
-        };
+        let context = SpanContext::sampled(None);
         let addresses = [
             IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
@@ -381,13 +373,8 @@ mod tests {
     #[test]
     fn the_next_try_keeps_the_shared_attributes_only() {
         let context = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            parent_span_id: Some(SpanId::random()),
-            sampling: Sampling::Accept,
-            w3c_flags: 0,
             tracestate: Some(http::HeaderValue::from_static("k=v")),
-            b3_single: false,
+            ..SpanContext::sampled(Some(SpanId::random()))
         };
         let mut first = SpanDraft::new(&context, SpanKind::Client, &http::Method::PUT, "/a");
         first.string("weft.upstream_cluster", "outbound|80||a");

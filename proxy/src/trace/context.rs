@@ -398,6 +398,22 @@ fn b3_multi_sampling(headers: &HeaderMap) -> Result<Option<Sampling>, ()> {
 
 // === injection ===
 
+#[cfg(test)]
+impl SpanContext {
+    /// A sampled context with random ids and no `tracestate`, for tests.
+    pub(crate) fn sampled(parent_span_id: Option<SpanId>) -> Self {
+        SpanContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            parent_span_id,
+            sampling: Sampling::Accept,
+            w3c_flags: 0,
+            tracestate: None,
+            b3_single: false,
+        }
+    }
+}
+
 impl SpanContext {
     /// Writes the context in both formats (W3C and B3 multi-header), and the
     /// single `b3` header when the caller used it, replacing stale values.
