@@ -72,6 +72,29 @@ pub fn hostile_trace(trace_id: &str) -> Vec<Value> {
     })]
 }
 
+/// `count` one-span traces of the service `pager`, a second apart and all
+/// over a minute old, newest first: each comes whole in one request, so the
+/// pages of a search for them cannot move while the test reads them.
+pub fn paging_traces(count: usize) -> (Vec<String>, Vec<Value>) {
+    let newest = now_us() - 60_000_000;
+    let mut ids = Vec::with_capacity(count);
+    let mut spans = Vec::with_capacity(count);
+    for index in 0..count {
+        let trace_id = format!("9a9e{index:028x}");
+        spans.push(json!({
+            "traceId": trace_id,
+            "id": format!("{:016x}", index + 1),
+            "name": "GET /page",
+            "timestamp": newest - i64::try_from(index).unwrap_or(0) * 1_000_000,
+            "duration": 1000,
+            "kind": "SERVER",
+            "localEndpoint": {"serviceName": "pager"},
+        }));
+        ids.push(trace_id);
+    }
+    (ids, spans)
+}
+
 /// Posts Zipkin v2 spans to the collector's HTTP listener.
 pub async fn post_zipkin(base: &str, spans: &[Value]) {
     let response = client()
