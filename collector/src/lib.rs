@@ -29,8 +29,10 @@ pub mod export;
 mod graph;
 mod ingest;
 mod otlp;
+mod periodic;
 mod prom;
 pub mod retention;
+pub mod statistics;
 pub mod store;
 pub mod zipkin;
 
@@ -174,6 +176,7 @@ impl Config {
             retention,
             shutdown_rx.clone(),
         ));
+        background.spawn(statistics::run(store.clone(), shutdown_rx.clone()));
         let ingest =
             ingest::Ingest::new(store.clone(), self.max_in_flight_writes, exporters.clone());
         let mut servers = JoinSet::new();

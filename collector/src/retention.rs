@@ -7,6 +7,7 @@
 //! Several collectors on one PostgreSQL database may all run it: deleting
 //! rows another collector already deleted is a no-op.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -74,24 +75,11 @@ pub async fn enforce(store: &dyn Store, policy: Policy) -> Result<Report, StoreE
 
 /// Enforces `policy` every [`INTERVAL`] (the first pass one interval after
 /// start, so that a starting collector serves first) until `shutdown`.
-pub async fn run(
-    store: std::sync::Arc<dyn Store>,
-    policy: Policy,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let pass = tokio::select! {
-            pass = enforce(store.as_ref(), policy) => pass,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        if let Err(error) = pass {
+pub async fn run(store: Arc<dyn Store>, policy: Policy, shutdown: watch::Receiver<bool>) {
+    crate::periodic::every(INTERVAL, shutdown, || async {
+        if let Err(error) = enforce(store.as_ref(), policy).await {
             tracing::warn!(%error, "retention pass failed; retrying at the next interval");
         }
-    }
+    })
+    .await;
 }

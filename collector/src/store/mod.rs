@@ -172,6 +172,15 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     /// backs any more (after retention deleted spans).
     async fn prune_span_catalog(&self) -> Result<(), StoreError>;
 
+    /// Brings the query planner's statistics up to date where the tables
+    /// changed enough since they were last gathered; returns the tables it
+    /// refreshed. Called every few seconds by the collector
+    /// ([`crate::statistics`]). The default does nothing: SQLite's plans for
+    /// these queries do not depend on statistics.
+    async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 

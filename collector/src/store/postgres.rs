@@ -27,6 +27,7 @@ use super::{
 };
 
 mod metrics;
+mod statistics;
 
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -827,6 +828,10 @@ impl Store for PostgresStore {
         sqlx::query(PRUNE_REMOTE_SERVICES).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
+        statistics::refresh(&self.pool).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
