@@ -6,9 +6,10 @@
 //! of their own (the tests do).
 
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::links::{
@@ -30,6 +31,16 @@ mod metrics;
 mod statistics;
 
 const MAX_CONNECTIONS: u32 = 8;
+
+/// Settings of every session of the store (startup parameters, after any
+/// the URL sets). Its statements are index walks that stop at a page or a
+/// batch's rows, whose cost estimates on large tables still cross the
+/// thresholds of JIT compilation (tens of milliseconds to compile) and of
+/// parallel workers (a worker process to start per query): at 1 M spans a
+/// service + tag search took 39–62 ms with them and 9–13 ms without, on
+/// this 2-core machine (BENCHMARKS.md).
+const SESSION_SETTINGS: [(&str, &str); 2] =
+    [("jit", "off"), ("max_parallel_workers_per_gather", "0")];
 
 const INSERT_OPERATIONS: &str = "INSERT INTO operations (service_name, operation, kind) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[]) ON CONFLICT DO NOTHING";
@@ -334,11 +345,13 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and runs the migrations.
+    /// Connects to `url` and runs the migrations. The sessions run with
+    /// [`SESSION_SETTINGS`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.options(SESSION_SETTINGS);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect(url)
+            .connect_with(options)
             .await?;
         if let Err(error) = migrate::postgres().run(&pool).await {
             pool.close().await;
