@@ -23,8 +23,10 @@
 //! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
 //!    the 4-service graph, pushed every 5 s of simulated time.
 //! 3. Queries over HTTP with the store full: trace by id, searches (service;
-//!    service + operation; operation; service + tag), the service graph and
-//!    the span-derived dependencies; reports p50/p95/p99 per query. On
+//!    service + operation; operation; service + tag; the dashboard's
+//!    search by service and tag with its count, newest and longest first),
+//!    the service graph and the span-derived dependencies; reports
+//!    p50/p95/p99 per query. On
 //!    PostgreSQL twice: as ingested, then after `VACUUM ANALYZE`.
 //!
 //! PostgreSQL: `$WEFT_TEST_POSTGRES_URL` (default
@@ -477,6 +479,9 @@ async fn main() {
     }
 
     // 1. Ingest.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before ingest: {}", load.trim());
+    }
     let (cpu_before, writer_before) = cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -651,6 +656,22 @@ async fn main() {
                 &client,
                 "native search (/api/weft/traces)",
                 &repeat(format!("{http}/api/weft/traces?service=web&lookback=3600")),
+            )
+            .await,
+            time_queries(
+                &client,
+                "native search service+tag, counted",
+                &repeat(format!(
+                    "{http}/api/weft/traces?service=payments&tag=http.response.status_code%3D502&lookback=3600"
+                )),
+            )
+            .await,
+            time_queries(
+                &client,
+                "native search service+tag, longest",
+                &repeat(format!(
+                    "{http}/api/weft/traces?service=payments&tag=http.response.status_code%3D502&lookback=3600&order=longest"
+                )),
             )
             .await,
             time_queries(

@@ -85,7 +85,7 @@ where
         Some(total) => (total, true),
         None if query.count_total => {
             // Counts at most `cap` traces: an index range stops there (the
-            // span filters' `IN` list is read whole either way).
+            // span filters' `IN` list without a service is read whole).
             let cap = u64::try_from(query.offset.saturating_add(query.limit))
                 .unwrap_or(u64::MAX)
                 .saturating_add(TOTAL_CAP);

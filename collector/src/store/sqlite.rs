@@ -134,8 +134,12 @@ const UPDATE_TRACE_START: [&str; 2] = [
 ];
 /// Trace ids per statement when recomputing summaries after a delete.
 const REFRESH_CHUNK: usize = 500;
-const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
-     WHERE s.service_name = operations.service_name AND s.operation = operations.operation \
+/// Through the pair's `trace_operations` range, then those traces' spans
+/// (there is no span index by service and operation, migration 0009).
+const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 \
+     FROM trace_operations o JOIN spans s ON s.trace_id = o.trace_id \
+     WHERE o.service_name = operations.service_name AND o.operation = operations.operation \
+     AND s.service_name = operations.service_name AND s.operation = operations.operation \
      AND s.kind = operations.kind)";
 /// Remote services are listed while their service has spans (checking each
 /// remote against the span attributes would scan the service's spans).

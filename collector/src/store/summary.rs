@@ -118,9 +118,9 @@ pub(crate) fn trace_deltas<'a, S: DeltaSpan + 'a>(
 
 /// How a search reads the summary tables.
 pub(crate) struct SearchPlan {
-    /// A service filter and no span filter but the operation: walk
-    /// `trace_services` (or `trace_operations`, see `by_operation`) by
-    /// (service, [operation,] start).
+    /// A service filter: walk `trace_services` (or `trace_operations`, see
+    /// `by_operation`) by (service, [operation,] start); span filters, if
+    /// any, are an `EXISTS` over each candidate trace's spans.
     pub by_service: bool,
     /// With `by_service`: the operation is set too, walk `trace_operations`
     /// by (service, operation, start).
@@ -142,7 +142,7 @@ impl SearchPlan {
         let span_filter = !query.tags.is_empty()
             || query.min_duration_nano.is_some()
             || query.max_duration_nano.is_some();
-        let by_service = query.service.is_some() && !span_filter;
+        let by_service = query.service.is_some();
         Self {
             by_service,
             by_operation: by_service && query.operation.is_some(),
@@ -204,9 +204,16 @@ impl SearchPlan {
             builder.push_bind(query.end_unix_nano);
             builder.push(")");
         }
-        if plan.span_filter {
+        if plan.span_filter && plan.by_service {
+            // Each candidate of the service's walk, through its own spans
+            // (`spans_trace_span`): no span index by service is kept
+            // (migration 0009), and a count stops at its `LIMIT`.
+            builder.push(" AND EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = s.trace_id");
+            span_filters(builder, query);
+            builder.push(")");
+        } else if plan.span_filter {
             // A trace's spans start at or after the trace: the window's start
-            // bounds the span index range.
+            // bounds the span index range (`spans_start`).
             builder
                 .push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
             builder.push_bind(query.start_unix_nano);
