@@ -19,12 +19,15 @@
 //!    transport's, not the cost of building or encoding the load. Reports
 //!    spans/s and the CPU time the process, the SQLite writer thread (the
 //!    busiest `sqlx-sqlite` thread) and the other SQLite threads (the
-//!    background checkpointer) used, since the machine may be shared.
+//!    background checkpointer) used, since the machine may be shared; on
+//!    PostgreSQL also the CPU of every `postgres` process of the host.
 //! 2. Metrics: one hour of `istio_requests_total` and duration histograms for
 //!    the 4-service graph, pushed every 5 s of simulated time.
 //! 3. Queries over HTTP with the store full: trace by id, searches (service;
-//!    service + operation; operation; service + tag), the service graph and
-//!    the span-derived dependencies; reports p50/p95/p99 per query. On
+//!    service + operation; operation; service + tag; the dashboard's
+//!    search by service and tag with its count, newest and longest first),
+//!    the service graph and the span-derived dependencies; reports
+//!    p50/p95/p99 per query. On
 //!    PostgreSQL twice: as ingested, then after `VACUUM ANALYZE`.
 //!
 //! PostgreSQL: `$WEFT_TEST_POSTGRES_URL` (default
@@ -307,6 +310,34 @@ fn cpu_seconds() -> (f64, std::collections::HashMap<String, f64>) {
     (process / hz, sqlite)
 }
 
+/// CPU seconds (user + system, with reaped children) used so far by every
+/// `postgres` process of this host: the server's share when it runs on the
+/// same machine, as in BENCHMARKS.md (other sessions' queries included).
+fn postgres_cpu_seconds() -> f64 {
+    let mut ticks = 0.0;
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for process in processes.flatten() {
+        let path = process.path();
+        let is_postgres =
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.trim() == "postgres");
+        if !is_postgres {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        // After the command name: utime, stime, cutime, cstime are fields 12-15.
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        for field in fields.iter().skip(11).take(4) {
+            ticks += field.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    ticks / 100.0 // USER_HZ on Linux
+}
+
 /// The CPU seconds of the busiest SQLite thread between two
 /// [`cpu_seconds`] readings (the writer, during the ingest) and of the
 /// others together.
@@ -477,7 +508,11 @@ async fn main() {
     }
 
     // 1. Ingest.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before ingest: {}", load.trim());
+    }
     let (cpu_before, writer_before) = cpu_seconds();
+    let postgres_before = postgres_cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (client_index, chunk) in chunks.into_iter().enumerate() {
@@ -529,6 +564,7 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     let (cpu_after, writer_after) = cpu_seconds();
+    let postgres_used = postgres_cpu_seconds() - postgres_before;
     println!(
         "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries{})",
         args.spans,
@@ -554,6 +590,13 @@ async fn main() {
         writer * 100.0 / elapsed.as_secs_f64(),
         other_sqlite * 1e6 / args.spans as f64,
     );
+    if args.db == "postgres" {
+        println!(
+            "ingest CPU of every postgres process on this host: {postgres_used:.1} s \
+             ({:.1} µs/span; other sessions' work included)",
+            postgres_used * 1e6 / args.spans as f64,
+        );
+    }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average after ingest: {}", load.trim());
     }
@@ -651,6 +694,22 @@ async fn main() {
                 &client,
                 "native search (/api/weft/traces)",
                 &repeat(format!("{http}/api/weft/traces?service=web&lookback=3600")),
+            )
+            .await,
+            time_queries(
+                &client,
+                "native search service+tag, counted",
+                &repeat(format!(
+                    "{http}/api/weft/traces?service=payments&tag=http.response.status_code%3D502&lookback=3600"
+                )),
+            )
+            .await,
+            time_queries(
+                &client,
+                "native search service+tag, longest",
+                &repeat(format!(
+                    "{http}/api/weft/traces?service=payments&tag=http.response.status_code%3D502&lookback=3600&order=longest"
+                )),
             )
             .await,
             time_queries(

@@ -163,63 +163,65 @@ const REFRESH_SUMMARIES: [&str; 7] = [
      FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
      WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name, s.operation",
 ];
-const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
-     WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
+/// Through the pair's `trace_operations` range, then those traces' spans
+/// (there is no span index by service and operation, migration 0009).
+const PRUNE_OPERATIONS: &str = "DELETE FROM operations c WHERE NOT EXISTS (SELECT 1 \
+     FROM trace_operations o JOIN spans s ON s.trace_id = o.trace_id \
+     WHERE o.service_name = c.service_name AND o.operation = c.operation \
+     AND s.service_name = c.service_name AND s.operation = c.operation AND s.kind = c.kind)";
 /// Remote services are listed while their service has spans.
 const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services r WHERE NOT EXISTS \
      (SELECT 1 FROM operations o WHERE o.service_name = r.service_name)";
 
-/// A batch of spans as one array per column (`UNNEST` binds).
+/// A batch of spans as one array per column (`UNNEST` binds), borrowing
+/// the rows' values: the shared names and JSON of a batch are bound
+/// without a copy per span.
 #[derive(Default)]
-struct SpanColumns {
-    trace_id: Vec<Vec<u8>>,
-    span_id: Vec<Vec<u8>>,
-    parent_span_id: Vec<Option<Vec<u8>>>,
-    service_name: Vec<String>,
-    service_version: Vec<Option<String>>,
-    operation: Vec<String>,
+struct SpanColumns<'a> {
+    trace_id: Vec<&'a [u8]>,
+    span_id: Vec<&'a [u8]>,
+    parent_span_id: Vec<Option<&'a [u8]>>,
+    service_name: Vec<&'a str>,
+    service_version: Vec<Option<&'a str>>,
+    operation: Vec<&'a str>,
     kind: Vec<i32>,
     start_unix_nano: Vec<i64>,
     duration_nano: Vec<i64>,
     status_code: Vec<i32>,
-    status_message: Vec<String>,
-    trace_state: Vec<String>,
+    status_message: Vec<&'a str>,
+    trace_state: Vec<&'a str>,
     flags: Vec<i64>,
-    attributes: Vec<String>,
-    events: Vec<String>,
-    links: Vec<String>,
-    resource: Vec<String>,
-    scope: Vec<String>,
+    attributes: Vec<&'a str>,
+    events: Vec<&'a str>,
+    links: Vec<&'a str>,
+    resource: Vec<&'a str>,
+    scope: Vec<&'a str>,
 }
 
-impl SpanColumns {
-    fn with_capacity(capacity: usize) -> Self {
+impl<'a> SpanColumns<'a> {
+    fn new(rows: &'a [SpanValues]) -> Self {
         let mut columns = Self::default();
-        columns.trace_id.reserve(capacity);
-        columns.span_id.reserve(capacity);
+        for row in rows {
+            columns.trace_id.push(&row.trace_id);
+            columns.span_id.push(&row.span_id);
+            columns.parent_span_id.push(row.parent_span_id.as_deref());
+            columns.service_name.push(&row.service_name);
+            columns.service_version.push(row.service_version.as_deref());
+            columns.operation.push(&row.operation);
+            columns.kind.push(row.kind);
+            columns.start_unix_nano.push(row.start_unix_nano);
+            columns.duration_nano.push(row.duration_nano);
+            columns.status_code.push(row.status_code);
+            columns.status_message.push(&row.status_message);
+            columns.trace_state.push(&row.trace_state);
+            columns.flags.push(row.flags);
+            columns.attributes.push(&row.attributes);
+            columns.events.push(&row.events);
+            columns.links.push(&row.links);
+            columns.resource.push(&row.resource);
+            columns.scope.push(&row.scope);
+        }
         columns
-    }
-
-    fn push(&mut self, row: SpanValues) {
-        self.trace_id.push(row.trace_id);
-        self.span_id.push(row.span_id);
-        self.parent_span_id.push(row.parent_span_id);
-        self.service_name.push(row.service_name.to_string());
-        self.service_version
-            .push(row.service_version.as_deref().map(str::to_owned));
-        self.operation.push(row.operation.to_string());
-        self.kind.push(row.kind);
-        self.start_unix_nano.push(row.start_unix_nano);
-        self.duration_nano.push(row.duration_nano);
-        self.status_code.push(row.status_code);
-        self.status_message.push(row.status_message);
-        self.trace_state.push(row.trace_state);
-        self.flags.push(row.flags);
-        self.attributes.push(row.attributes);
-        self.events.push(row.events.to_string());
-        self.links.push(row.links.to_string());
-        self.resource.push(row.resource.to_string());
-        self.scope.push(row.scope.to_string());
     }
 }
 
@@ -525,10 +527,7 @@ impl Store for PostgresStore {
                 .or_insert(index);
         }
         // One statement for the whole batch: a column array per column.
-        let mut columns = SpanColumns::with_capacity(rows.len());
-        for row in rows {
-            columns.push(row);
-        }
+        let columns = SpanColumns::new(&rows);
         let mut tx = self.pool.begin().await?;
         // Writers of the same traces one after the other: the later one sees
         // the spans of the earlier one and counts the links they complete.
@@ -539,6 +538,10 @@ impl Store for PostgresStore {
         trace_ids.sort_unstable();
         trace_ids.dedup();
         lock_traces(&mut tx, &trace_ids).await?;
+        // What is stored of the batch's traces before this batch (usually
+        // nothing): the links the new spans complete with them. Read before
+        // the insert, so that the batch's own rows do not come back.
+        let stored = link_spans(&mut tx, &trace_ids).await?;
         let returned = sqlx::query(INSERT_SPANS_UNNEST)
             .bind(columns.trace_id)
             .bind(columns.span_id)
@@ -605,22 +608,11 @@ impl Store for PostgresStore {
                 .await?;
         }
         // The links the inserted spans complete, with the spans stored before
-        // (the inserted spans first, then the others).
-        let stored = link_spans(&mut tx, &trace_ids).await?;
-        let inserted_ids: HashSet<(&[u8], &[u8])> = inserted
-            .iter()
-            .map(|span| (span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
-            .collect();
+        // (the inserted spans first, then the others; none of them is one
+        // of the inserted spans, which did not exist).
         let mut views: Vec<LinkView<'_>> =
             inserted.iter().map(|span| LinkView::from(*span)).collect();
-        views.extend(
-            stored
-                .iter()
-                .filter(|span| {
-                    !inserted_ids.contains(&(span.trace_id.as_slice(), span.span_id.as_slice()))
-                })
-                .map(LinkSpan::view),
-        );
+        views.extend(stored.iter().map(LinkSpan::view));
         let mut changes = LinkChanges::new();
         links_touching(&views, inserted.len(), 1, &mut changes);
         let deltas = summary::trace_deltas(inserted.into_iter());

@@ -1286,4 +1286,33 @@ mod tests {
         );
         assert_eq!(store.span_count().await.unwrap(), 2);
     }
+
+    /// The catalog prune drops an (operation, kind) whose spans are gone, also when spans of
+    /// the same operation with another kind remain, and keeps the rest.
+    #[tokio::test]
+    async fn the_prune_drops_each_kind_whose_spans_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weft.db"))
+            .await
+            .unwrap();
+        let mut client = span(1, None, "web", "GET /");
+        client.kind = SpanKind::Client;
+        client.trace_id = TraceId([1; 16]);
+        client.start_unix_nano = MINUTE;
+        let mut gone = span(2, None, "web", "GET /gone");
+        gone.trace_id = TraceId([1; 16]);
+        gone.start_unix_nano = MINUTE;
+        let server = span(3, None, "web", "GET /");
+        store.write_spans(&[client, gone, server]).await.unwrap();
+        assert_eq!(store.operation_kinds("web", None).await.unwrap().len(), 3);
+        // The two oldest: the CLIENT "GET /" and "GET /gone".
+        assert_eq!(store.delete_oldest_spans(2).await.unwrap(), 2);
+        store.prune_span_catalog().await.unwrap();
+        let left = store.operation_kinds("web", None).await.unwrap();
+        let left: Vec<(&str, SpanKind)> = left
+            .iter()
+            .map(|operation| (operation.name.as_str(), operation.kind))
+            .collect();
+        assert_eq!(left, [("GET /", SpanKind::Server)]);
+    }
 }
