@@ -17,7 +17,22 @@
 #
 # PIN=1 pins the collector to CPU 1 and everything else (upstream, proxies, load generator) to
 # CPU 0, in both modes: the collector then stands for one on another machine, and the ratio is
-# the proxies' own telemetry cost.
+# the proxies' own telemetry cost. CPU 1 is then kept busy in both modes by a SCHED_IDLE spinner
+# (it only takes the time the collector and anyone else leave): with CPU 1 idle in the "off"
+# runs and busy (the collector) in the "on" runs, the "off" pair's rps moved by up to 3x with
+# the state of CPU 1 alone, no collector involved (BENCHMARKS.md "## Telemetry overhead",
+# "CPU 1's state"), so the ratio measured the host rather than the proxies.
+#
+# WEFT_COLLECTOR=path runs the collector from another binary than the proxies (default: the
+# same), so that an A/B of two proxy builds keeps the same collector.
+#
+# RATE=N (with PIN=1) is the all-exported check: instead of max rps, each round runs both
+# pairs open loop at N rps (low enough for the collector to store every span) and reports the
+# CPU time per request of everything on CPU 0 (pair, upstream, load generator), and the spans
+# exported and dropped during the rounds (check: none dropped). At max rps that CPU is
+# saturated, so off/on of those times estimates the max-rps ratio with every span exported,
+# optimistically: below saturation every request costs more (fewer events per wake-up), so the
+# added µs per request (on - off) is the number to carry over to the max-rps cost per request.
 #
 # CALLGRIND=1 counts instructions instead (valgrind's callgrind; the counts do not depend on
 # the machine's load, unlike rps): all four proxies run under callgrind, instrumentation off,
@@ -112,7 +127,7 @@ EOF
 start upstream "${LOAD_CPU[@]}" nginx -c "$WORK/upstream.conf" -e stderr
 
 mkdir -p "$WORK/data"
-start collector "${COLL_CPU[@]}" "$WEFT" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
+start collector "${COLL_CPU[@]}" "${WEFT_COLLECTOR:-$WEFT}" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
   --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
   --log warn
 
@@ -141,12 +156,17 @@ metric() { # admin port, metric name (with labels) -> value (0 when absent)
   curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { v = $2 } END { print v + 0 }'
 }
 queue_depth() { echo $(( $(metric $ON_A_ADMIN weft_proxy_span_queue_depth) + $(metric $ON_B_ADMIN weft_proxy_span_queue_depth) )); }
+exported_total() { echo $(( $(metric $ON_A_ADMIN weft_proxy_spans_exported_total) + $(metric $ON_B_ADMIN weft_proxy_spans_exported_total) )); }
+dropped_total() { echo $(( $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') )); }
 cpu_ticks() { # pid -> utime+stime ticks
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
-rps_of() { # url -> requests per second (closed loop, 64 connections)
-  local out="$WORK/oha.json"
-  "${LOAD_CPU[@]}" oha --no-tui --output-format json -H "Host: upstream" -z "$DURATION" -c 64 "$1" >"$out"
+rps_of() { # url -> requests per second (closed loop, 64 connections; open loop at RATE)
+  local out="$WORK/oha.json" rate=()
+  if [ -n "${RATE:-}" ]; then rate=(-q "$RATE"); fi
+  # `times` gives the load generator's own CPU (RATE mode counts it).
+  ( "${LOAD_CPU[@]}" oha --no-tui --output-format json -H "Host: upstream" -z "$DURATION" -c 64 "${rate[@]}" "$1" >"$out"
+    times >"$WORK/oha.times" )
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; \
 print(round(d['summary']['requestsPerSec']), s.get('200', 0), sum(s.values()))" "$out"
 }
@@ -208,6 +228,10 @@ print(text)
 EOF
   exit 0
 fi
+if [ "${PIN:-0}" = 1 ]; then
+  need chrt || { echo "chrt (util-linux) is needed for PIN=1" >&2; exit 1; }
+  start cpu1-spinner taskset -c 1 chrt --idle 0 sh -c 'while :; do :; done'
+fi
 # Warm up both pairs (connections, the collector's first writes).
 "${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$OFF_URL" >/dev/null
 "${LOAD_CPU[@]}" oha --no-tui -H "Host: upstream" -z 2s -c 64 "$ON_URL" >/dev/null
@@ -215,29 +239,41 @@ for _ in $(seq 1 100); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
+# The warm-up's spans (dropped or not) are not the rounds'.
+exported_before=$(exported_total)
+dropped_before=$(dropped_total)
 COLLECTOR_PID=$(cat "$WORK/collector.pid")
 pair_ticks() { echo $(( $(cpu_ticks "$(cat "$WORK/$1-a.pid")") + $(cpu_ticks "$(cat "$WORK/$1-b.pid")") )); }
+UPSTREAM_WORKER=$(pgrep -P "$(cat "$WORK/upstream.pid")" | head -n 1)
+oha_ticks() { # the last run's user + system CPU, in clock ticks
+  tail -n 1 "$WORK/oha.times" | python3 -c "import re,sys,os; \
+print(round(sum(int(m)*60+float(s) for m,s in re.findall(r'(\d+)m([\d.]+)s', sys.stdin.read())) * os.sysconf('SC_CLK_TCK')))"
+}
 for round in $(seq 1 "$ROUNDS"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   off_before=$(pair_ticks off)
+  up_before=$(cpu_ticks "$UPSTREAM_WORKER")
   read -r off_rps off_ok off_total <<<"$(rps_of "$OFF_URL")"
   off_cpu=$(( $(pair_ticks off) - off_before ))
+  off_rest=$(( $(cpu_ticks "$UPSTREAM_WORKER") - up_before + $(oha_ticks) ))
   coll_before=$(cpu_ticks "$COLLECTOR_PID")
   on_before=$(pair_ticks on)
+  up_before=$(cpu_ticks "$UPSTREAM_WORKER")
   read -r on_rps on_ok on_total <<<"$(rps_of "$ON_URL")"
   on_cpu=$(( $(pair_ticks on) - on_before ))
+  on_rest=$(( $(cpu_ticks "$UPSTREAM_WORKER") - up_before + $(oha_ticks) ))
   coll_after=$(cpu_ticks "$COLLECTOR_PID")
   # Let the collector catch up before the next round.
   for _ in $(seq 1 150); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
   coll_drained=$(cpu_ticks "$COLLECTOR_PID")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
     "$on_rps" "$on_ok/$on_total" "$((coll_after - coll_before))" "$((coll_drained - coll_before))" \
-    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" >>"$RESULTS"
+    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" "$off_rest" "$on_rest" >>"$RESULTS"
   echo "round $round: off $off_rps rps, on $on_rps rps (load $load)" >&2
 done
 
-exported=$(( $(metric $ON_A_ADMIN weft_proxy_spans_exported_total) + $(metric $ON_B_ADMIN weft_proxy_spans_exported_total) ))
-dropped=$(( $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') ))
+exported=$(exported_total)
+dropped=$(dropped_total)
 stored=$(python3 - "$WORK/data/weft.db" <<'EOF'
 import sqlite3, sys
 try:
@@ -247,9 +283,11 @@ except Exception as error:
 EOF
 )
 
-python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" "${PIN:-0}" <<'EOF'
+python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" "${PIN:-0}" "${RATE:-}" \
+  "$((exported - exported_before))" "$((dropped - dropped_before))" <<'EOF'
 import sys, datetime, platform, subprocess, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+rate = sys.argv[8]
 exported, dropped, stored, duration = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                      capture_output=True, text=True).stdout.strip()
@@ -257,24 +295,40 @@ nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 pinned = " Pinned: the collector on CPU 1, all else on CPU 0." if sys.argv[7] == "1" else ""
 out = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
        f"{cpu}, {nproc} cores, Linux {platform.release()}; {len(rows)} rounds of {duration} "
-       f"per mode, 64 connections, closed loop.{pinned}\n",
-       "| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | pair CPU µs/request off → on | collector CPU s during the on run | … until drained |",
-       "|---|---|---|---|---|---|---|---|---|---|"]
+       f"per mode, 64 connections, "
+       f"{f'open loop at {rate} rps' if rate else 'closed loop'}.{pinned}\n"]
+if rate:
+    out += ["| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | pair CPU µs/request off → on | CPU 0 µs/request (pair, upstream, load generator) off → on | off/on of those | collector CPU s during the on run | … until drained |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+else:
+    out += ["| round | load avg (1 min) | off: rps | off: ok/total | on: rps | on: ok/total | on/off | pair CPU µs/request off → on | collector CPU s during the on run | … until drained |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
 ratios = []
 for r in rows:
     hz = float(r[8])
-    ratio = float(r[4]) / max(float(r[2]), 1)
-    ratios.append(ratio)
     total = lambda okt: max(int(okt.split("/")[1]), 1)
     off_us = int(r[9]) / hz / total(r[3]) * 1e6
     on_us = int(r[10]) / hz / total(r[5]) * 1e6
-    out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {ratio:.2f} | "
-               f"{off_us:.0f} → {on_us:.0f} | {int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
+    if rate:
+        # CPU 0 is saturated at max rps, so max rps is inversely proportional to these.
+        off_all = (int(r[9]) + int(r[11])) / hz / total(r[3]) * 1e6
+        on_all = (int(r[10]) + int(r[12])) / hz / total(r[5]) * 1e6
+        ratio = off_all / max(on_all, 1e-9)
+        ratios.append(ratio)
+        out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {off_us:.0f} → {on_us:.0f} | "
+                   f"{off_all:.0f} → {on_all:.0f} | {ratio:.2f} | {int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
+    else:
+        ratio = float(r[4]) / max(float(r[2]), 1)
+        ratios.append(ratio)
+        out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {ratio:.2f} | "
+                   f"{off_us:.0f} → {on_us:.0f} | {int(r[6]) / hz:.2f} | {int(r[7]) / hz:.2f} |")
 median = statistics.median(ratios)
 out.append("")
-out.append(f"Median on/off: **{median:.2f}** (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+what = "Estimated max-rps ratio on/off (CPU 0 µs/request off/on)" if rate else "Median on/off"
+out.append(f"{what}: **{median:.2f}** (median; min {min(ratios):.2f}, max {max(ratios):.2f}); "
            f"target ≥ 0.90: **{'met' if median >= 0.9 else 'missed'}**.")
-out.append(f"Spans: {exported} exported by the two proxies, {dropped} dropped, {stored} stored by the collector.")
+out.append(f"Spans: {exported} exported by the two proxies, {dropped} dropped, {stored} stored by the collector; "
+           f"during the rounds (after the warm-up): {sys.argv[9]} exported, {sys.argv[10]} dropped.")
 text = "\n".join(out) + "\n"
 open(sys.argv[2], "w").write(text)
 print(text)

@@ -148,12 +148,28 @@ impl SpanQueue {
         batch.clear();
     }
 
-    /// Queues `span`; false when the queue is full (the span is then dropped, after the
-    /// lock is released).
+    /// Keeps the storage of a span that will not be exported (the queue was full) for the
+    /// next drafts, unless enough are kept already.
+    fn recycle_one(&self, span: SpanRecord) {
+        let storage = span.draft.into_storage();
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < MAX_BATCH && storage.is_usual() {
+            spare.push(storage);
+            return;
+        }
+        drop(spare);
+        // Freed outside the lock.
+        drop(storage);
+    }
+
+    /// Queues `span`; false when the queue is full: the span is then dropped, and its storage
+    /// kept for the next drafts (while the collector lags, most spans end here: their
+    /// storage is not freed only to be allocated again by the next request).
     fn push(&self, span: SpanRecord) -> bool {
         let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
         if spans.len() >= self.capacity {
             drop(spans);
+            self.recycle_one(span);
             return false;
         }
         spans.push(span);
@@ -862,6 +878,21 @@ mod tests {
         // None spare: a new one.
         let other = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
         assert_ne!(other.text.as_ptr(), text);
+    }
+
+    #[test]
+    fn a_dropped_span_leaves_its_storage_to_the_next_draft() {
+        let metrics = Metrics::new().unwrap();
+        let queue = Arc::new(SpanQueue::new(1));
+        let sink = SpanSink::new(Some(queue.clone()), metrics);
+        sink.record(record(0));
+        let dropped = record(1);
+        let text = dropped.draft.text.as_ptr();
+        sink.record(dropped);
+        let context = SpanContext::sampled(None);
+        let draft = sink.draft(&context, SpanKind::Client, &http::Method::GET, "/c");
+        assert_eq!(draft.text.as_ptr(), text);
+        assert_eq!(draft.name(), "GET /c");
     }
 
     #[test]
