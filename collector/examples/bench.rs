@@ -36,6 +36,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The `weft` binary's allocator (`src/main.rs`), so that the collector is
+/// measured as it ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
