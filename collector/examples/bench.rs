@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p weft-collector --example bench -- \
 //!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
-//!     [--lazy true] [--drop-indexes spans_start,...]
+//!     [--lazy true] [--random-ids true] [--drop-indexes spans_start,...]
 //! ```
 //!
 //! `--queries 0` stops after the ingest (to profile the write path alone).
@@ -98,6 +98,9 @@ fn args() -> Args {
             "--clients" => args.clients = value.parse().unwrap(),
             "--queries" => args.queries = value.parse().unwrap(),
             "--lazy" => args.lazy = value.parse().unwrap(),
+            "--random-ids" => {
+                RANDOM_IDS.store(value.parse().unwrap(), std::sync::atomic::Ordering::Relaxed)
+            }
             "--drop-indexes" => {
                 args.drop_indexes = value.split(',').map(str::to_owned).collect();
             }
@@ -129,15 +132,35 @@ fn now_nanos() -> u64 {
     .unwrap()
 }
 
+/// `--random-ids true`: trace ids spread like real ones (random), not
+/// counting up.
+static RANDOM_IDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The id of trace `n`: `0x5eed`, then n + 1 (every B-tree keyed by trace id
+/// is appended at its right edge), or with `--random-ids` a splitmix64 of
+/// n + 1 first (each trace lands on a random leaf, as real ids do).
+fn trace_id_of(n: u64) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let high = if RANDOM_IDS.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut z = (n + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    } else {
+        0x5eed
+    };
+    id[..8].copy_from_slice(&high.to_be_bytes());
+    id[8..].copy_from_slice(&(n + 1).to_be_bytes());
+    id
+}
+
 /// (service index, parent index, name, kind, offset µs, duration µs).
 type SpanShape = (usize, Option<u64>, &'static str, i32, u64, u64);
 
 /// Trace `n`: web → cart → stock-api, web → payments, with CLIENT/SERVER
 /// pairs; starts spread over the last hour.
 fn trace_spans(n: u64, base: u64) -> Vec<(usize, Span)> {
-    let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&0x5eed_u64.to_be_bytes());
-    trace_id[8..].copy_from_slice(&(n + 1).to_be_bytes());
+    let trace_id = trace_id_of(n);
     let start = base + (n * 7_919_000) % 3_600_000_000_000;
     let span_id = |i: u64| ((n + 1) << 8 | (i + 1)).to_be_bytes().to_vec();
     // (service, parent index, name, kind, offset µs, duration µs)
@@ -630,9 +653,7 @@ async fn main() {
     let step = (traces / args.queries as u64).max(1);
     let trace_urls: Vec<String> = (0..args.queries as u64)
         .map(|i| {
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&0x5eed_u64.to_be_bytes());
-            id[8..].copy_from_slice(&((i * step) % traces + 1).to_be_bytes());
+            let id = trace_id_of((i * step) % traces);
             format!("{http}/api/traces/{}", hex::encode(id))
         })
         .collect();
