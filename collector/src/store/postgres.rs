@@ -163,12 +163,8 @@ const REFRESH_SUMMARIES: [&str; 7] = [
      FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
      WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name, s.operation",
 ];
-/// Through the pair's `trace_operations` range, then those traces' spans
-/// (there is no span index by service and operation, migration 0009).
-const PRUNE_OPERATIONS: &str = "DELETE FROM operations c WHERE NOT EXISTS (SELECT 1 \
-     FROM trace_operations o JOIN spans s ON s.trace_id = o.trace_id \
-     WHERE o.service_name = c.service_name AND o.operation = c.operation \
-     AND s.service_name = c.service_name AND s.operation = c.operation AND s.kind = c.kind)";
+const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
+     WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
 /// Remote services are listed while their service has spans.
 const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services r WHERE NOT EXISTS \
      (SELECT 1 FROM operations o WHERE o.service_name = r.service_name)";
