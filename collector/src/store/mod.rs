@@ -95,7 +95,8 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
     /// `min/max_duration_nano`; the filters apply to the same span).
     ///
     /// The ids MUST be sorted by `query.order`, ties broken by trace start
-    /// then trace id, both descending (ascending for `Oldest`); `offset` matching
+    /// then by a fixed per-trace order (the store's trace number: arrival
+    /// order), both descending (ascending for `Oldest`); `offset` matching
     /// traces skipped, and MUST be at most `query.limit`; `total` MUST count
     /// all matching traces (not only the page). `summaries` MUST hold one
     /// [`TraceSummary`] per id, in the same order, computed over all stored

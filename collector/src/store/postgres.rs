@@ -21,9 +21,9 @@ use super::row::{
 };
 use super::row::{operation_rows, peer_service};
 use super::search;
-use super::summary::{self, TraceDelta};
+use super::summary::{self, StoredTrace, TraceDelta, summary_trace_id};
 use super::{
-    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
+    DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span,
     SpanKind, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
 };
 
@@ -94,16 +94,20 @@ const DELETE_EMPTY_LINKS: &str = "DELETE FROM dependency_links l \
 const LOCK_TRACES: &str = "SELECT pg_advisory_xact_lock(k) FROM \
      (SELECT DISTINCT k FROM UNNEST($1::int8[]) AS u(k) ORDER BY k) AS keys";
 const SELECT_LINK_SPANS: &str = "SELECT trace_id, span_id, parent_span_id, service_name, kind, \
-     status_code, start_unix_nano FROM spans WHERE trace_id = ANY ($1)";
+     status_code, start_unix_nano FROM spans WHERE trace_no = ANY ($1)";
+/// The number and start of the stored traces among the ids `$1`.
+const SELECT_STORED_TRACES: &str = "SELECT trace_id, trace_no, start_unix_nano \
+     FROM trace_summaries WHERE trace_id = ANY ($1)";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
      FROM spans WHERE start_unix_nano < $1 LIMIT $2)) RETURNING trace_id, span_id, parent_span_id, \
-     service_name, kind, status_code, start_unix_nano";
+     service_name, kind, status_code, start_unix_nano, trace_no";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE ctid = ANY (ARRAY(SELECT ctid \
      FROM spans ORDER BY start_unix_nano LIMIT $1)) RETURNING trace_id, span_id, parent_span_id, \
-     service_name, kind, status_code, start_unix_nano";
+     service_name, kind, status_code, start_unix_nano, trace_no";
 
 /// Merges a batch's share of trace summaries into the stored ones (one row
-/// per trace, sorted by trace id: concurrent writers lock in one order).
+/// per trace, sorted by trace id: concurrent writers lock in one order);
+/// returns each trace's number (a new trace gets the next of the sequence).
 const UPSERT_SUMMARIES: &str = "INSERT INTO trace_summaries AS t (trace_id, start_unix_nano, \
      end_unix_nano, duration_nano, span_count, error_count, root_service, root_operation) \
      SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int4[], \
@@ -118,50 +122,51 @@ const UPSERT_SUMMARIES: &str = "INSERT INTO trace_summaries AS t (trace_id, star
      root_service = COALESCE(t.root_service, EXCLUDED.root_service), \
      root_operation = CASE WHEN t.root_service IS NULL THEN EXCLUDED.root_operation \
          ELSE t.root_operation END \
-     RETURNING trace_id, start_unix_nano, span_count";
-const UPSERT_TRACE_SERVICES: &str = "INSERT INTO trace_services AS s (trace_id, service_name, \
+     RETURNING trace_id, trace_no, start_unix_nano, span_count";
+const UPSERT_TRACE_SERVICES: &str = "INSERT INTO trace_services AS s (trace_no, service_name, \
      span_count, trace_start) \
-     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::int4[], $4::int8[]) \
-     ON CONFLICT (trace_id, service_name) DO UPDATE SET \
+     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::int8[]) \
+     ON CONFLICT (trace_no, service_name) DO UPDATE SET \
      span_count = s.span_count + EXCLUDED.span_count, trace_start = EXCLUDED.trace_start";
-const UPSERT_TRACE_OPERATIONS: &str = "INSERT INTO trace_operations AS o (trace_id, \
+const UPSERT_TRACE_OPERATIONS: &str = "INSERT INTO trace_operations AS o (trace_no, \
      service_name, operation, trace_start) \
-     SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::int8[]) \
-     ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[]) \
+     ON CONFLICT (trace_no, service_name, operation) DO UPDATE SET \
      trace_start = EXCLUDED.trace_start WHERE o.trace_start <> EXCLUDED.trace_start";
 /// Traces whose start moved earlier: rows of services and operations the
 /// batch did not touch still carry the old start.
 const UPDATE_TRACE_STARTS: [&str; 2] = [
     "UPDATE trace_services s SET trace_start = u.start \
-     FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
-     WHERE s.trace_id = u.trace_id AND s.trace_start <> u.start",
+     FROM UNNEST($1::int8[], $2::int8[]) AS u(trace_no, start) \
+     WHERE s.trace_no = u.trace_no AND s.trace_start <> u.start",
     "UPDATE trace_operations o SET trace_start = u.start \
-     FROM UNNEST($1::bytea[], $2::int8[]) AS u(trace_id, start) \
-     WHERE o.trace_id = u.trace_id AND o.trace_start <> u.start",
+     FROM UNNEST($1::int8[], $2::int8[]) AS u(trace_no, start) \
+     WHERE o.trace_no = u.trace_no AND o.trace_start <> u.start",
 ];
-/// Recomputes the summaries of the traces `$1` from their remaining spans.
+/// Recomputes the summaries of the traces numbered `$1` from their
+/// remaining spans, keeping their numbers.
 const REFRESH_SUMMARIES: [&str; 7] = [
-    "DELETE FROM trace_services WHERE trace_id = ANY ($1)",
-    "DELETE FROM trace_operations WHERE trace_id = ANY ($1)",
-    "DELETE FROM trace_summaries WHERE trace_id = ANY ($1)",
-    "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
-     span_count, error_count) \
-     SELECT trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
+    "DELETE FROM trace_services WHERE trace_no = ANY ($1)",
+    "DELETE FROM trace_operations WHERE trace_no = ANY ($1)",
+    "DELETE FROM trace_summaries WHERE trace_no = ANY ($1)",
+    "INSERT INTO trace_summaries (trace_no, trace_id, start_unix_nano, end_unix_nano, \
+     duration_nano, span_count, error_count) \
+     SELECT trace_no, trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
      MAX(start_unix_nano + duration_nano) - MIN(start_unix_nano), COUNT(*), \
-     SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_id = ANY ($1) \
-     GROUP BY trace_id",
+     SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_no = ANY ($1) \
+     GROUP BY trace_no, trace_id",
     "UPDATE trace_summaries SET (root_service, root_operation) = \
      (SELECT s.service_name, s.operation FROM spans s \
-     WHERE s.trace_id = trace_summaries.trace_id AND s.parent_span_id IS NULL \
-     ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_id = ANY ($1)",
-    "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
-     SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
-     FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-     WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name",
-    "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
-     SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
-     FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id \
-     WHERE s.trace_id = ANY ($1) GROUP BY s.trace_id, s.service_name, s.operation",
+     WHERE s.trace_no = trace_summaries.trace_no AND s.parent_span_id IS NULL \
+     ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_no = ANY ($1)",
+    "INSERT INTO trace_services (trace_no, service_name, span_count, trace_start) \
+     SELECT s.trace_no, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
+     FROM spans s JOIN trace_summaries t ON t.trace_no = s.trace_no \
+     WHERE s.trace_no = ANY ($1) GROUP BY s.trace_no, s.service_name",
+    "INSERT INTO trace_operations (trace_no, service_name, operation, trace_start) \
+     SELECT s.trace_no, s.service_name, s.operation, MIN(t.start_unix_nano) \
+     FROM spans s JOIN trace_summaries t ON t.trace_no = s.trace_no \
+     WHERE s.trace_no = ANY ($1) GROUP BY s.trace_no, s.service_name, s.operation",
 ];
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations o WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = o.service_name AND s.operation = o.operation AND s.kind = o.kind)";
@@ -192,12 +197,15 @@ struct SpanColumns<'a> {
     links: Vec<&'a str>,
     resource: Vec<&'a str>,
     scope: Vec<&'a str>,
+    trace_no: Vec<i64>,
 }
 
 impl<'a> SpanColumns<'a> {
-    fn new(rows: &'a [SpanValues]) -> Self {
+    /// The columns of `rows`, each with its trace's number.
+    fn new(rows: impl Iterator<Item = (&'a SpanValues, i64)>) -> Self {
         let mut columns = Self::default();
-        for row in rows {
+        for (row, trace_no) in rows {
+            columns.trace_no.push(trace_no);
             columns.trace_id.push(&row.trace_id);
             columns.span_id.push(&row.span_id);
             columns.parent_span_id.push(row.parent_span_id.as_deref());
@@ -221,31 +229,32 @@ impl<'a> SpanColumns<'a> {
     }
 }
 
-/// Inserts a whole batch in one statement; returns the ids of the rows
-/// actually inserted (conflicts are skipped).
+/// Inserts a whole batch in one statement. No `ON CONFLICT`: the spans
+/// already stored are filtered out before, under the traces' advisory locks
+/// (a conflict would be a bug, and fails the transaction).
 const INSERT_SPANS_UNNEST: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, \
      service_name, service_version, operation, kind, start_unix_nano, duration_nano, \
-     status_code, status_message, trace_state, flags, attributes, events, links, resource, scope) \
+     status_code, status_message, trace_state, flags, attributes, events, links, resource, scope, \
+     trace_no) \
      SELECT u.trace_id, u.span_id, u.parent_span_id, u.service_name, u.service_version, \
      u.operation, u.kind, u.start_unix_nano, u.duration_nano, u.status_code, u.status_message, \
      u.trace_state, u.flags, u.attributes::jsonb, u.events::jsonb, u.links::jsonb, \
-     u.resource::jsonb, u.scope::jsonb \
+     u.resource::jsonb, u.scope::jsonb, u.trace_no \
      FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[], \
      $7::int4[], $8::int8[], $9::int8[], $10::int4[], $11::text[], $12::text[], $13::int8[], \
-     $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) \
+     $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::int8[]) \
      AS u(trace_id, span_id, parent_span_id, service_name, service_version, operation, kind, \
      start_unix_nano, duration_nano, status_code, status_message, trace_state, flags, \
-     attributes, events, links, resource, scope) \
-     ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id";
+     attributes, events, links, resource, scope, trace_no)";
 
 /// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
-/// `trace_operations`.
+/// `trace_operations`; returns the number of every trace of `deltas`.
 async fn write_summaries(
     tx: &mut sqlx::PgConnection,
     deltas: &[TraceDelta<'_>],
-) -> Result<(), StoreError> {
+) -> Result<HashMap<TraceId, i64>, StoreError> {
     if deltas.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     let ids: Vec<Vec<u8>> = deltas.iter().map(|d| d.trace_id.0.to_vec()).collect();
     let returned = sqlx::query(UPSERT_SUMMARIES)
@@ -274,10 +283,13 @@ async fn write_summaries(
         )
         .fetch_all(&mut *tx)
         .await?;
-    // trace id → (stored start, stored span count) after the merge.
-    let mut merged: HashMap<Vec<u8>, (i64, i32)> = HashMap::with_capacity(returned.len());
+    // trace id → (number, stored start, stored span count) after the merge.
+    let mut merged: HashMap<TraceId, (i64, i64, i32)> = HashMap::with_capacity(returned.len());
     for row in returned {
-        merged.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        merged.insert(
+            summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
+            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+        );
     }
     let mut service_ids = Vec::new();
     let mut service_names = Vec::new();
@@ -289,25 +301,24 @@ async fn write_summaries(
     let mut operation_starts = Vec::new();
     let mut moved_ids = Vec::new();
     let mut moved_starts = Vec::new();
-    for (delta, id) in deltas.iter().zip(&ids) {
-        let (start, count) = merged
-            .get(id)
-            .copied()
-            .unwrap_or((delta.start_unix_nano, delta.span_count));
+    for delta in deltas {
+        let (number, start, count) = merged.get(&delta.trace_id).copied().ok_or_else(|| {
+            StoreError::Corrupt("a trace summary upsert returned no trace_no".to_owned())
+        })?;
         for (service, spans) in &delta.services {
-            service_ids.push(id.clone());
+            service_ids.push(number);
             service_names.push(*service);
             service_counts.push(*spans);
             service_starts.push(start);
         }
         for (service, operation) in &delta.operations {
-            operation_ids.push(id.clone());
+            operation_ids.push(number);
             operation_services.push(*service);
             operation_names.push(*operation);
             operation_starts.push(start);
         }
         if count > delta.span_count {
-            moved_ids.push(id.clone());
+            moved_ids.push(number);
             moved_starts.push(start);
         }
     }
@@ -334,7 +345,10 @@ async fn write_summaries(
                 .await?;
         }
     }
-    Ok(())
+    Ok(merged
+        .into_iter()
+        .map(|(trace_id, (number, _, _))| (trace_id, number))
+        .collect())
 }
 
 /// Spans and metrics in a PostgreSQL database.
@@ -399,15 +413,40 @@ async fn lock_traces(tx: &mut sqlx::PgConnection, trace_ids: &[&[u8]]) -> Result
     Ok(())
 }
 
-/// The link columns of every stored span of `trace_ids`.
-async fn link_spans(
+/// The stored traces among `trace_ids` (through `trace_summaries`' primary
+/// key, the one index keyed by the trace id).
+async fn stored_traces(
     tx: &mut sqlx::PgConnection,
     trace_ids: &[&[u8]],
+) -> Result<HashMap<TraceId, StoredTrace>, StoreError> {
+    let mut stored = HashMap::new();
+    for row in sqlx::query(SELECT_STORED_TRACES)
+        .bind(trace_ids)
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        stored.insert(
+            summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
+            StoredTrace {
+                trace_no: row.try_get(1)?,
+                start_unix_nano: row.try_get(2)?,
+            },
+        );
+    }
+    Ok(stored)
+}
+
+/// The link columns of every stored span of the traces numbered `trace_nos`.
+async fn link_spans(
+    tx: &mut sqlx::PgConnection,
+    trace_nos: &[i64],
 ) -> Result<Vec<LinkSpan>, StoreError> {
-    let ids: Vec<&[u8]> = trace_ids.to_vec();
     let mut spans = Vec::new();
+    if trace_nos.is_empty() {
+        return Ok(spans);
+    }
     for row in sqlx::query(SELECT_LINK_SPANS)
-        .bind(ids)
+        .bind(trace_nos)
         .fetch_all(&mut *tx)
         .await?
     {
@@ -473,22 +512,26 @@ async fn delete_spans(
     let rows = query.fetch_all(&mut *tx).await?;
     let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
     let mut gone = Vec::with_capacity(rows.len());
+    let mut trace_nos = Vec::with_capacity(rows.len());
     for row in rows {
         gone.push(link_span!(row, i32));
+        trace_nos.push(row.try_get::<i64, _>(7)?);
     }
     let mut trace_ids: Vec<Vec<u8>> = gone.iter().map(|span| span.trace_id.clone()).collect();
     trace_ids.sort_unstable();
     trace_ids.dedup();
+    trace_nos.sort_unstable();
+    trace_nos.dedup();
     if !trace_ids.is_empty() {
         for sql in REFRESH_SUMMARIES {
-            sqlx::query(sql).bind(&trace_ids).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(&trace_nos).execute(&mut *tx).await?;
         }
         // The pairs that lose a span, among the deleted and remaining spans
         // (after the writers of these traces, which may have counted a pair
         // with a span deleted here, committed).
         let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
         lock_traces(&mut tx, &ids).await?;
-        let remaining = link_spans(&mut tx, &ids).await?;
+        let remaining = link_spans(&mut tx, &trace_nos).await?;
         let gone_count = gone.len();
         let mut all = gone;
         all.extend(remaining);
@@ -516,14 +559,14 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let rows = SpanValues::from_spans(spans)?;
-        let mut index_of = HashMap::with_capacity(spans.len());
+        // The first of each (trace id, span id): the one that gets stored.
+        let mut seen = HashSet::with_capacity(spans.len());
+        let mut new: Vec<usize> = Vec::with_capacity(spans.len());
         for (index, span) in spans.iter().enumerate() {
-            index_of
-                .entry((span.trace_id, span.span_id))
-                .or_insert(index);
+            if seen.insert((span.trace_id, span.span_id)) {
+                new.push(index);
+            }
         }
-        // One statement for the whole batch: a column array per column.
-        let columns = SpanColumns::new(&rows);
         let mut tx = self.pool.begin().await?;
         // Writers of the same traces one after the other: the later one sees
         // the spans of the earlier one and counts the links they complete.
@@ -535,42 +578,27 @@ impl Store for PostgresStore {
         trace_ids.dedup();
         lock_traces(&mut tx, &trace_ids).await?;
         // What is stored of the batch's traces before this batch (usually
-        // nothing): the links the new spans complete with them. Read before
-        // the insert, so that the batch's own rows do not come back.
-        let stored = link_spans(&mut tx, &trace_ids).await?;
-        let returned = sqlx::query(INSERT_SPANS_UNNEST)
-            .bind(columns.trace_id)
-            .bind(columns.span_id)
-            .bind(columns.parent_span_id)
-            .bind(columns.service_name)
-            .bind(columns.service_version)
-            .bind(columns.operation)
-            .bind(columns.kind)
-            .bind(columns.start_unix_nano)
-            .bind(columns.duration_nano)
-            .bind(columns.status_code)
-            .bind(columns.status_message)
-            .bind(columns.trace_state)
-            .bind(columns.flags)
-            .bind(columns.attributes)
-            .bind(columns.events)
-            .bind(columns.links)
-            .bind(columns.resource)
-            .bind(columns.scope)
-            .fetch_all(&mut *tx)
-            .await?;
+        // nothing): their numbers, and the spans the new ones are not and
+        // complete links with.
+        let known = stored_traces(&mut tx, &trace_ids).await?;
+        let known_nos: Vec<i64> = known.values().map(|trace| trace.trace_no).collect();
+        let stored = link_spans(&mut tx, &known_nos).await?;
+        if !stored.is_empty() {
+            let stored_ids: HashSet<(&[u8], &[u8])> = stored
+                .iter()
+                .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+                .collect();
+            new.retain(|&index| {
+                let span = &spans[index];
+                !stored_ids.contains(&(span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
+            });
+        }
         // Only spans actually stored name operations and remote services (a
         // retried duplicate with another name must not add one).
         let mut operations = HashSet::new();
         let mut remotes = HashSet::new();
-        let mut inserted = Vec::with_capacity(returned.len());
-        for row in returned {
-            let trace_id: Vec<u8> = row.try_get(0)?;
-            let span_id: Vec<u8> = row.try_get(1)?;
-            let key = TraceId::from_bytes(&trace_id).zip(SpanId::from_bytes(&span_id));
-            let Some(&index) = key.and_then(|key| index_of.get(&key)) else {
-                continue;
-            };
+        let mut inserted = Vec::with_capacity(new.len());
+        for &index in &new {
             let span = &spans[index];
             inserted.push(span);
             operations.insert((
@@ -611,8 +639,44 @@ impl Store for PostgresStore {
         views.extend(stored.iter().map(LinkSpan::view));
         let mut changes = LinkChanges::new();
         links_touching(&views, inserted.len(), 1, &mut changes);
-        let deltas = summary::trace_deltas(inserted.into_iter());
-        write_summaries(&mut tx, &deltas).await?;
+        // The summaries first: they number the new traces, and the spans are
+        // stored with their trace's number (one statement for the whole
+        // batch, a column array per column).
+        let deltas = summary::trace_deltas(inserted.iter().copied());
+        let numbers = write_summaries(&mut tx, &deltas).await?;
+        let mut kept = Vec::with_capacity(new.len());
+        for &index in &new {
+            let number = numbers
+                .get(&spans[index].trace_id)
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Corrupt("an inserted span's trace has no trace_no".to_owned())
+                })?;
+            kept.push((&rows[index], number));
+        }
+        let columns = SpanColumns::new(kept.into_iter());
+        sqlx::query(INSERT_SPANS_UNNEST)
+            .bind(columns.trace_id)
+            .bind(columns.span_id)
+            .bind(columns.parent_span_id)
+            .bind(columns.service_name)
+            .bind(columns.service_version)
+            .bind(columns.operation)
+            .bind(columns.kind)
+            .bind(columns.start_unix_nano)
+            .bind(columns.duration_nano)
+            .bind(columns.status_code)
+            .bind(columns.status_message)
+            .bind(columns.trace_state)
+            .bind(columns.flags)
+            .bind(columns.attributes)
+            .bind(columns.events)
+            .bind(columns.links)
+            .bind(columns.resource)
+            .bind(columns.scope)
+            .bind(columns.trace_no)
+            .execute(&mut *tx)
+            .await?;
         // Last: the hottest rows (a few links per minute) stay locked the
         // shortest.
         apply_link_changes(&mut tx, &changes).await?;
@@ -688,13 +752,14 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut builder = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id IN ("
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_no IN \
+             (SELECT trace_no FROM trace_summaries WHERE trace_id IN ("
         ));
         let mut separated = builder.separated(", ");
         for id in &trace_ids {
             separated.push_bind(id.0.to_vec());
         }
-        builder.push(")");
+        builder.push("))");
         let rows = builder.build().fetch_all(&self.pool).await?;
         let mut spans = Vec::with_capacity(rows.len());
         for row in rows {

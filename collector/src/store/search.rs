@@ -16,6 +16,10 @@
 //!   stops at the page, fast when matches are common, as long as the window
 //!   when they are rare (as Tempo's search is).
 //!
+//! Every table here is keyed by the trace number (`trace_no`, migration
+//! 0009), not the trace id: ties of start order are broken by it, and only
+//! `trace_summaries` maps ids to numbers.
+//!
 //! Pages in other orders (duration, span count) read every matching trace
 //! of the window and sort. The `total` is counted only when asked
 //! ([`TraceQuery::count_total`]) and the page cannot prove it, and only up
@@ -54,7 +58,7 @@ where
     if walk && plan.operation_only {
         let services = services_with_operation(pool, query).await?;
         push_operation_walks(&mut page, query, &services);
-        page.push(plan_order(query.order, "t.start_unix_nano", "t.trace_id"));
+        page.push(plan_order(query.order, "t.start_unix_nano", "t.trace_no"));
     } else if walk && plan.span_filter {
         push_span_walk(&mut page, query, span_filters);
     } else {
@@ -67,7 +71,9 @@ where
     page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
     let rows = page.build().fetch_all(pool).await?;
     let mut summaries = Vec::with_capacity(rows.len());
+    let mut trace_nos: Vec<i64> = Vec::with_capacity(rows.len());
     for row in rows {
+        trace_nos.push(row.try_get(7)?);
         summaries.push(
             SummaryRow {
                 trace_id: row.try_get(0)?,
@@ -107,12 +113,12 @@ where
     };
     if !summaries.is_empty() {
         let mut services = QueryBuilder::<DB>::new(
-            "SELECT trace_id, service_name, CAST(span_count AS BIGINT) FROM trace_services \
-             WHERE trace_id IN (",
+            "SELECT t.trace_id, s.service_name, CAST(s.span_count AS BIGINT) FROM trace_services s \
+             JOIN trace_summaries t ON t.trace_no = s.trace_no WHERE s.trace_no IN (",
         );
         let mut separated = services.separated(", ");
-        for summary in &summaries {
-            separated.push_bind(summary.trace_id.0.to_vec());
+        for trace_no in &trace_nos {
+            separated.push_bind(*trace_no);
         }
         services.push(")");
         let rows = services.build().fetch_all(pool).await?;
@@ -168,7 +174,7 @@ where
     Ok(services)
 }
 
-/// ` FROM trace_summaries t WHERE t.trace_id IN (...)` over, per service,
+/// ` FROM trace_summaries t WHERE t.trace_no IN (...)` over, per service,
 /// the first `offset + limit` traces of (service, operation) in the window
 /// and the query's order. The page's traces are among them: a trace has a
 /// span of the operation in some service, and in that service's walk fewer
@@ -180,9 +186,9 @@ where
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
 {
-    builder.push(" FROM trace_summaries t WHERE t.trace_id IN (");
+    builder.push(" FROM trace_summaries t WHERE t.trace_no IN (");
     if services.is_empty() {
-        builder.push("SELECT trace_id FROM trace_summaries WHERE 1 = 0");
+        builder.push("SELECT trace_no FROM trace_summaries WHERE 1 = 0");
     }
     let depth = i64::try_from(query.offset.saturating_add(query.limit)).unwrap_or(i64::MAX);
     for (index, service) in services.iter().enumerate() {
@@ -191,16 +197,16 @@ where
         }
         // Each arm in its own subquery: SQLite allows ORDER BY and LIMIT
         // only on a whole compound SELECT otherwise.
-        builder.push("SELECT trace_id FROM (SELECT o.trace_id FROM trace_operations o");
+        builder.push("SELECT trace_no FROM (SELECT o.trace_no FROM trace_operations o");
         if query.min_trace_duration_nano.is_some() || query.max_trace_duration_nano.is_some() {
-            builder.push(" JOIN trace_summaries d ON d.trace_id = o.trace_id");
+            builder.push(" JOIN trace_summaries d ON d.trace_no = o.trace_no");
         }
         builder.push(" WHERE o.service_name = ");
         builder.push_bind(service.clone());
         builder.push(" AND o.operation = ");
         builder.push_bind(query.operation.clone());
         summary::push_window(builder, query, "o.trace_start", "d");
-        builder.push(plan_order(query.order, "o.trace_start", "o.trace_id"));
+        builder.push(plan_order(query.order, "o.trace_start", "o.trace_no"));
         builder.push(" LIMIT ");
         builder.push_bind(depth);
         builder.push(") w");
@@ -227,21 +233,21 @@ fn push_span_walk<DB>(
             "trace_services"
         };
         builder.push(format_args!(
-            " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.service_name = "
+            " FROM {table} s JOIN trace_summaries t ON t.trace_no = s.trace_no WHERE s.service_name = "
         ));
         builder.push_bind(query.service.clone());
         if query.operation.is_some() {
             builder.push(" AND s.operation = ");
             builder.push_bind(query.operation.clone());
         }
-        ("s.trace_start", "s.trace_id")
+        ("s.trace_start", "s.trace_no")
     } else {
         builder.push(" FROM trace_summaries t WHERE 1 = 1");
-        ("t.start_unix_nano", "t.trace_id")
+        ("t.start_unix_nano", "t.trace_no")
     };
     summary::push_window(builder, query, start, "t");
     builder.push(format_args!(
-        " AND EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = {id}"
+        " AND EXISTS (SELECT 1 FROM spans WHERE spans.trace_no = {id}"
     ));
     span_filters(builder, query);
     builder.push(")");

@@ -25,7 +25,7 @@ use super::row::{
 };
 use super::row::{operation_rows, peer_service};
 use super::search;
-use super::summary::{self, TraceDelta};
+use super::summary::{self, StoredTrace, TraceDelta, summary_trace_id};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, StatusCode, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -90,12 +90,13 @@ const DELETE_EMPTY_LINK: &str = "DELETE FROM dependency_links \
      WHERE minute = ?1 AND parent = ?2 AND child = ?3 AND calls <= 0";
 const DELETE_SPANS_BEFORE: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
      WHERE start_unix_nano < ?1 LIMIT ?2) RETURNING trace_id, span_id, parent_span_id, service_name, \
-     kind, status_code, start_unix_nano";
+     kind, status_code, start_unix_nano, trace_no";
 const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans \
      ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id, span_id, parent_span_id, service_name, \
-     kind, status_code, start_unix_nano";
+     kind, status_code, start_unix_nano, trace_no";
 
-/// Merges a batch's share of trace summaries into the stored ones.
+/// Merges a batch's share of trace summaries into the stored ones; returns
+/// each trace's number (a new trace gets the next one).
 static UPSERT_SUMMARIES: Batched = Batched::new(
     "INSERT INTO trace_summaries AS t (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
      span_count, error_count, root_service, root_operation) VALUES ",
@@ -109,30 +110,32 @@ static UPSERT_SUMMARIES: Batched = Batched::new(
      error_count = t.error_count + excluded.error_count, \
      root_service = COALESCE(t.root_service, excluded.root_service), \
      root_operation = CASE WHEN t.root_service IS NULL THEN excluded.root_operation \
-         ELSE t.root_operation END",
+         ELSE t.root_operation END \
+     RETURNING trace_id, trace_no",
     [64, 8, 1],
 );
 static UPSERT_TRACE_SERVICES: Batched = Batched::new(
-    "INSERT INTO trace_services AS s (trace_id, service_name, span_count, trace_start) VALUES ",
+    "INSERT INTO trace_services AS s (trace_no, service_name, span_count, trace_start) VALUES ",
     "(?, ?, ?, ?)",
-    " ON CONFLICT (trace_id, service_name) DO UPDATE SET \
+    " ON CONFLICT (trace_no, service_name) DO UPDATE SET \
      span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
     [256, 16, 1],
 );
 static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
-    "INSERT INTO trace_operations AS o (trace_id, service_name, operation, trace_start) VALUES ",
+    "INSERT INTO trace_operations AS o (trace_no, service_name, operation, trace_start) VALUES ",
     "(?, ?, ?, ?)",
-    " ON CONFLICT (trace_id, service_name, operation) DO UPDATE SET \
+    " ON CONFLICT (trace_no, service_name, operation) DO UPDATE SET \
      trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
     [256, 16, 1],
 );
 /// A trace whose start moved earlier: the rows of services and operations
 /// the batch did not touch still carry the old start.
 const UPDATE_TRACE_START: [&str; 2] = [
-    "UPDATE trace_services SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
-    "UPDATE trace_operations SET trace_start = ?2 WHERE trace_id = ?1 AND trace_start <> ?2",
+    "UPDATE trace_services SET trace_start = ?2 WHERE trace_no = ?1 AND trace_start <> ?2",
+    "UPDATE trace_operations SET trace_start = ?2 WHERE trace_no = ?1 AND trace_start <> ?2",
 ];
-/// Trace ids per statement when recomputing summaries after a delete.
+/// Trace ids or numbers per statement when reading or recomputing the
+/// summaries of several traces.
 const REFRESH_CHUNK: usize = 500;
 const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 1 FROM spans s \
      WHERE s.service_name = operations.service_name AND s.operation = operations.operation \
@@ -142,7 +145,7 @@ const PRUNE_OPERATIONS: &str = "DELETE FROM operations WHERE NOT EXISTS (SELECT 
 const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXISTS \
      (SELECT 1 FROM operations o WHERE o.service_name = remote_services.service_name)";
 
-/// Inserts spans, 18 parameters a row (SQLite allows 32766 a statement).
+/// Inserts spans, 19 parameters a row (SQLite allows 32766 a statement).
 /// No `ON CONFLICT`: the spans already stored are filtered out before (a
 /// conflict would be a bug, and fails the transaction). `OR FAIL` rather
 /// than the default `ABORT`: a failing statement need not be undone alone
@@ -151,8 +154,8 @@ const PRUNE_REMOTE_SERVICES: &str = "DELETE FROM remote_services WHERE NOT EXIST
 static INSERT_SPANS: Batched = Batched::new(
     "INSERT OR FAIL INTO spans (trace_id, span_id, parent_span_id, service_name, service_version, \
      operation, kind, start_unix_nano, duration_nano, status_code, status_message, trace_state, \
-     flags, attributes, events, links, resource, scope) VALUES ",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+     flags, attributes, events, links, resource, scope, trace_no) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "",
     [256, 16, 1],
 );
@@ -216,17 +219,47 @@ impl Batched {
     }
 }
 
+/// The stored traces among `trace_ids` (through `trace_summaries`' index on
+/// the trace id, the one tree keyed by it).
+async fn stored_traces(
+    tx: &mut sqlx::SqliteConnection,
+    trace_ids: &[&[u8]],
+) -> Result<HashMap<TraceId, StoredTrace>, StoreError> {
+    let mut stored = HashMap::new();
+    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+        let mut builder = QueryBuilder::<Sqlite>::new(
+            "SELECT trace_id, trace_no, start_unix_nano FROM trace_summaries WHERE trace_id IN (",
+        );
+        let mut separated = builder.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.to_vec());
+        }
+        builder.push(")");
+        for row in builder.build().fetch_all(&mut *tx).await? {
+            stored.insert(
+                summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
+                StoredTrace {
+                    trace_no: row.try_get(1)?,
+                    start_unix_nano: row.try_get(2)?,
+                },
+            );
+        }
+    }
+    Ok(stored)
+}
+
 /// Merges the deltas of a batch into `trace_summaries`, `trace_services` and
-/// `trace_operations`. `stored_starts` holds the start of every trace of
-/// the batch that had spans before it (the earliest of them; what its
-/// summary says).
+/// `trace_operations`; returns the number of every trace of `deltas` (a new
+/// trace gets the next one). `stored` holds the number and start of every
+/// trace of the batch that had spans before it.
 async fn write_summaries(
     tx: &mut sqlx::SqliteConnection,
     deltas: &[TraceDelta<'_>],
-    stored_starts: &HashMap<&[u8], i64>,
-) -> Result<(), StoreError> {
+    stored: &HashMap<TraceId, StoredTrace>,
+) -> Result<HashMap<TraceId, i64>, StoreError> {
     // Names bound as shared strings (a few per batch, bound for every row).
     let mut names = Interner::default();
+    let mut numbers = HashMap::with_capacity(deltas.len());
     let mut rest = deltas;
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(UPSERT_SUMMARIES.size_for(rest.len()));
@@ -243,21 +276,30 @@ async fn write_summaries(
                 .bind(delta.root_service().map(|name| names.get(name)))
                 .bind(delta.root_operation().map(|name| names.get(name)));
         }
-        query.execute(&mut *tx).await?;
+        for row in query.fetch_all(&mut *tx).await? {
+            numbers.insert(
+                summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
+                row.try_get::<i64, _>(1)?,
+            );
+        }
     }
-    // The trace's start after the merge.
-    let start_of = |delta: &TraceDelta<'_>| {
-        stored_starts
-            .get(delta.trace_id.0.as_slice())
+    // The trace's number, and its start after the merge.
+    let number_and_start = |delta: &TraceDelta<'_>| -> Result<(i64, i64), StoreError> {
+        let number = numbers.get(&delta.trace_id).copied().ok_or_else(|| {
+            StoreError::Corrupt("a trace summary upsert returned no trace_no".to_owned())
+        })?;
+        let start = stored
+            .get(&delta.trace_id)
             .map_or(delta.start_unix_nano, |stored| {
-                (*stored).min(delta.start_unix_nano)
-            })
+                stored.start_unix_nano.min(delta.start_unix_nano)
+            });
+        Ok((number, start))
     };
-    let mut rows: Vec<(&TraceDelta<'_>, &str, i32, i64)> = Vec::new();
+    let mut rows: Vec<(i64, &str, i32, i64)> = Vec::new();
     for delta in deltas {
-        let start = start_of(delta);
+        let (number, start) = number_and_start(delta)?;
         for (service, count) in &delta.services {
-            rows.push((delta, *service, *count, start));
+            rows.push((number, *service, *count, start));
         }
     }
     let mut rest = rows.as_slice();
@@ -265,20 +307,20 @@ async fn write_summaries(
         let (chunk, tail) = rest.split_at(UPSERT_TRACE_SERVICES.size_for(rest.len()));
         rest = tail;
         let mut query = sqlx::query(UPSERT_TRACE_SERVICES.sql(chunk.len()));
-        for (delta, service, count, start) in chunk {
+        for (number, service, count, start) in chunk {
             query = query
-                .bind(delta.trace_id.0.to_vec())
+                .bind(*number)
                 .bind(names.get(service))
                 .bind(*count)
                 .bind(*start);
         }
         query.execute(&mut *tx).await?;
     }
-    let mut rows: Vec<(&TraceDelta<'_>, &str, &str, i64)> = Vec::new();
+    let mut rows: Vec<(i64, &str, &str, i64)> = Vec::new();
     for delta in deltas {
-        let start = start_of(delta);
+        let (number, start) = number_and_start(delta)?;
         for (service, operation) in &delta.operations {
-            rows.push((delta, *service, *operation, start));
+            rows.push((number, *service, *operation, start));
         }
     }
     let mut rest = rows.as_slice();
@@ -286,9 +328,9 @@ async fn write_summaries(
         let (chunk, tail) = rest.split_at(UPSERT_TRACE_OPERATIONS.size_for(rest.len()));
         rest = tail;
         let mut query = sqlx::query(UPSERT_TRACE_OPERATIONS.sql(chunk.len()));
-        for (delta, service, operation, start) in chunk {
+        for (number, service, operation, start) in chunk {
             query = query
-                .bind(delta.trace_id.0.to_vec())
+                .bind(*number)
                 .bind(names.get(service))
                 .bind(names.get(operation))
                 .bind(*start);
@@ -298,63 +340,63 @@ async fn write_summaries(
     // Traces whose start moved earlier: the rows of the services and
     // operations the batch did not touch still carry the old start.
     for delta in deltas {
-        if stored_starts
-            .get(delta.trace_id.0.as_slice())
-            .is_some_and(|stored| delta.start_unix_nano < *stored)
+        if let Some(before) = stored.get(&delta.trace_id)
+            && delta.start_unix_nano < before.start_unix_nano
         {
             for sql in UPDATE_TRACE_START {
                 sqlx::query(sql)
-                    .bind(delta.trace_id.0.to_vec())
+                    .bind(before.trace_no)
                     .bind(delta.start_unix_nano)
                     .execute(&mut *tx)
                     .await?;
             }
         }
     }
-    Ok(())
+    Ok(numbers)
 }
 
-/// Recomputes the summaries of `trace_ids` from their remaining spans
-/// (after a delete): traces left without spans lose theirs.
+/// Recomputes the summaries of the traces numbered `trace_nos` from their
+/// remaining spans (after a delete), keeping their numbers: traces left
+/// without spans lose theirs.
 async fn refresh_summaries(
     tx: &mut sqlx::SqliteConnection,
-    trace_ids: &[Vec<u8>],
+    trace_nos: &[i64],
 ) -> Result<(), StoreError> {
     const STATEMENTS: [&str; 7] = [
-        "DELETE FROM trace_services WHERE trace_id IN (",
-        "DELETE FROM trace_operations WHERE trace_id IN (",
-        "DELETE FROM trace_summaries WHERE trace_id IN (",
-        "INSERT INTO trace_summaries (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
-         span_count, error_count) \
-         SELECT trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
+        "DELETE FROM trace_services WHERE trace_no IN (",
+        "DELETE FROM trace_operations WHERE trace_no IN (",
+        "DELETE FROM trace_summaries WHERE trace_no IN (",
+        "INSERT INTO trace_summaries (trace_no, trace_id, start_unix_nano, end_unix_nano, \
+         duration_nano, span_count, error_count) \
+         SELECT trace_no, trace_id, MIN(start_unix_nano), MAX(start_unix_nano + duration_nano), \
          MAX(start_unix_nano + duration_nano) - MIN(start_unix_nano), COUNT(*), \
-         SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_id IN (",
+         SUM(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM spans WHERE trace_no IN (",
         "UPDATE trace_summaries SET (root_service, root_operation) = \
          (SELECT s.service_name, s.operation FROM spans s \
-         WHERE s.trace_id = trace_summaries.trace_id AND s.parent_span_id IS NULL \
-         ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_id IN (",
-        "INSERT INTO trace_services (trace_id, service_name, span_count, trace_start) \
-         SELECT s.trace_id, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
-         FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
-        "INSERT INTO trace_operations (trace_id, service_name, operation, trace_start) \
-         SELECT s.trace_id, s.service_name, s.operation, MIN(t.start_unix_nano) \
-         FROM spans s JOIN trace_summaries t ON t.trace_id = s.trace_id WHERE s.trace_id IN (",
+         WHERE s.trace_no = trace_summaries.trace_no AND s.parent_span_id IS NULL \
+         ORDER BY s.start_unix_nano, s.span_id LIMIT 1) WHERE trace_no IN (",
+        "INSERT INTO trace_services (trace_no, service_name, span_count, trace_start) \
+         SELECT s.trace_no, s.service_name, COUNT(*), MIN(t.start_unix_nano) \
+         FROM spans s JOIN trace_summaries t ON t.trace_no = s.trace_no WHERE s.trace_no IN (",
+        "INSERT INTO trace_operations (trace_no, service_name, operation, trace_start) \
+         SELECT s.trace_no, s.service_name, s.operation, MIN(t.start_unix_nano) \
+         FROM spans s JOIN trace_summaries t ON t.trace_no = s.trace_no WHERE s.trace_no IN (",
     ];
     const TAILS: [&str; 7] = [
         ")",
         ")",
         ")",
-        ") GROUP BY trace_id",
+        ") GROUP BY trace_no, trace_id",
         ")",
-        ") GROUP BY s.trace_id, s.service_name",
-        ") GROUP BY s.trace_id, s.service_name, s.operation",
+        ") GROUP BY s.trace_no, s.service_name",
+        ") GROUP BY s.trace_no, s.service_name, s.operation",
     ];
-    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+    for chunk in trace_nos.chunks(REFRESH_CHUNK) {
         for (head, tail) in STATEMENTS.iter().zip(TAILS) {
             let mut builder = QueryBuilder::<Sqlite>::new(*head);
             let mut separated = builder.separated(", ");
-            for id in chunk {
-                separated.push_bind(id.clone());
+            for number in chunk {
+                separated.push_bind(*number);
             }
             builder.push(tail);
             builder.build().execute(&mut *tx).await?;
@@ -363,19 +405,19 @@ async fn refresh_summaries(
     Ok(())
 }
 
-/// The link columns of every stored span of `trace_ids`.
+/// The link columns of every stored span of the traces numbered `trace_nos`.
 async fn link_spans(
     tx: &mut sqlx::SqliteConnection,
-    trace_ids: &[&[u8]],
+    trace_nos: &[i64],
 ) -> Result<Vec<LinkSpan>, StoreError> {
     let mut spans = Vec::new();
-    for chunk in trace_ids.chunks(REFRESH_CHUNK) {
+    for chunk in trace_nos.chunks(REFRESH_CHUNK) {
         let mut builder = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {LINK_SPAN_COLUMNS} FROM spans WHERE trace_id IN ("
+            "SELECT {LINK_SPAN_COLUMNS} FROM spans WHERE trace_no IN ("
         ));
         let mut separated = builder.separated(", ");
-        for id in chunk {
-            separated.push_bind(id.to_vec());
+        for number in chunk {
+            separated.push_bind(*number);
         }
         builder.push(")");
         for row in builder.build().fetch_all(&mut *tx).await? {
@@ -434,16 +476,16 @@ async fn delete_spans(
     let rows = query.fetch_all(&mut *tx).await?;
     let deleted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
     let mut gone = Vec::with_capacity(rows.len());
+    let mut trace_nos = Vec::with_capacity(rows.len());
     for row in rows {
         gone.push(link_span!(row, i64));
+        trace_nos.push(row.try_get::<i64, _>(7)?);
     }
-    let mut trace_ids: Vec<Vec<u8>> = gone.iter().map(|span| span.trace_id.clone()).collect();
-    trace_ids.sort_unstable();
-    trace_ids.dedup();
-    refresh_summaries(&mut tx, &trace_ids).await?;
+    trace_nos.sort_unstable();
+    trace_nos.dedup();
+    refresh_summaries(&mut tx, &trace_nos).await?;
     // The pairs that lose a span: among the deleted and remaining spans.
-    let ids: Vec<&[u8]> = trace_ids.iter().map(Vec::as_slice).collect();
-    let remaining = link_spans(&mut tx, &ids).await?;
+    let remaining = link_spans(&mut tx, &trace_nos).await?;
     let gone_count = gone.len();
     let mut all = gone;
     all.extend(remaining);
@@ -455,18 +497,20 @@ async fn delete_spans(
     Ok(deleted)
 }
 
-/// Inserts the rows in statements of [`INSERT_SPANS`]'s sizes.
+/// Inserts the rows, each with its trace's number (`trace_nos`, in the same
+/// order), in statements of [`INSERT_SPANS`]'s sizes.
 async fn insert_spans(
     tx: &mut sqlx::SqliteConnection,
     values: Vec<SpanValues>,
+    trace_nos: Vec<i64>,
 ) -> Result<(), StoreError> {
-    let mut rows = values.into_iter();
+    let mut rows = values.into_iter().zip(trace_nos);
     let mut remaining = rows.len();
     while remaining > 0 {
         let size = INSERT_SPANS.size_for(remaining);
         remaining -= size;
         let mut query = sqlx::query(INSERT_SPANS.sql(size));
-        for row in rows.by_ref().take(size) {
+        for (row, trace_no) in rows.by_ref().take(size) {
             query = query
                 .bind(row.trace_id)
                 .bind(row.span_id)
@@ -485,7 +529,8 @@ async fn insert_spans(
                 .bind(row.events)
                 .bind(row.links)
                 .bind(row.resource)
-                .bind(row.scope);
+                .bind(row.scope)
+                .bind(trace_no);
         }
         query.execute(&mut *tx).await?;
     }
@@ -783,10 +828,13 @@ async fn write_group(
     let catalog_generation = catalog.generation();
 
     let mut tx = writer.begin().await?;
-    // What is stored of the batch's traces (usually nothing): the spans
-    // stored before are left as they are, the links they make with the
-    // new spans are counted, and the traces' stored starts merged.
-    let stored = link_spans(&mut tx, &trace_ids).await?;
+    // What is stored of the batch's traces (usually nothing): their numbers
+    // and starts, and their spans. The spans stored before are left as they
+    // are, the links they make with the new spans are counted, and the
+    // traces' stored starts merged.
+    let known = stored_traces(&mut tx, &trace_ids).await?;
+    let known_nos: Vec<i64> = known.values().map(|trace| trace.trace_no).collect();
+    let stored = link_spans(&mut tx, &known_nos).await?;
     if !stored.is_empty() {
         let stored_ids: HashSet<(&[u8], &[u8])> = stored
             .iter()
@@ -808,7 +856,6 @@ async fn write_group(
             keep[index - 1]
         });
     }
-    insert_spans(&mut tx, values).await?;
     let inserted: Vec<&SpanFacts> = new.iter().map(|&index| &facts[index]).collect();
     // Only spans actually stored name operations and remote services (a
     // retried duplicate with another name must not add one).
@@ -828,15 +875,17 @@ async fn write_group(
             .execute(&mut *tx)
             .await?;
     }
-    let mut stored_starts: HashMap<&[u8], i64> = HashMap::new();
-    for span in &stored {
-        let start = stored_starts
-            .entry(span.trace_id.as_slice())
-            .or_insert(span.start_unix_nano);
-        *start = (*start).min(span.start_unix_nano);
-    }
+    // The summaries first: they number the new traces, and the spans are
+    // stored with their trace's number.
     let deltas = summary::trace_deltas(inserted.iter().copied());
-    write_summaries(&mut tx, &deltas, &stored_starts).await?;
+    let numbers = write_summaries(&mut tx, &deltas, &known).await?;
+    let mut trace_nos = Vec::with_capacity(inserted.len());
+    for span in &inserted {
+        trace_nos.push(numbers.get(&span.trace_id).copied().ok_or_else(|| {
+            StoreError::Corrupt("an inserted span's trace has no trace_no".to_owned())
+        })?);
+    }
+    insert_spans(&mut tx, values, trace_nos).await?;
     // The links the inserted spans complete, among themselves and with
     // the spans stored before (the inserted spans first).
     let mut views: Vec<LinkView<'_>> = Vec::with_capacity(inserted.len() + stored.len());
@@ -1066,13 +1115,14 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let mut builder = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id IN ("
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_no IN \
+             (SELECT trace_no FROM trace_summaries WHERE trace_id IN ("
         ));
         let mut separated = builder.separated(", ");
         for id in &trace_ids {
             separated.push_bind(id.0.to_vec());
         }
-        builder.push(")");
+        builder.push("))");
         let rows = builder.build().fetch_all(&self.readers).await?;
         let mut spans = Vec::with_capacity(rows.len());
         for row in rows {

@@ -39,6 +39,20 @@ impl TraceDelta<'_> {
     }
 }
 
+/// A trace stored before the batch being written: its number
+/// (`trace_summaries.trace_no`, migration 0009) and start (its summary's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoredTrace {
+    pub trace_no: i64,
+    pub start_unix_nano: i64,
+}
+
+/// A trace id read back from `trace_summaries`.
+pub(crate) fn summary_trace_id(bytes: &[u8]) -> Result<TraceId, super::StoreError> {
+    TraceId::from_bytes(bytes)
+        .ok_or_else(|| super::StoreError::Corrupt("trace_summaries.trace_id".to_owned()))
+}
+
 /// What [`trace_deltas`] reads of a span: the store model's [`Span`], or
 /// a store's own smaller record of it.
 pub(crate) trait DeltaSpan {
@@ -174,7 +188,7 @@ impl SearchPlan {
                 builder.push(format_args!(" FROM {table} s WHERE s.service_name = "));
             } else {
                 builder.push(format_args!(
-                    " FROM {table} s JOIN trace_summaries t ON t.trace_id = s.trace_id \
+                    " FROM {table} s JOIN trace_summaries t ON t.trace_no = s.trace_no \
                      WHERE s.service_name = "
                 ));
             }
@@ -192,7 +206,7 @@ impl SearchPlan {
             // The index ranges of the services that have the operation (the
             // catalog may list more: their ranges are empty).
             builder.push(
-                " AND t.trace_id IN (SELECT o.trace_id FROM trace_operations o \
+                " AND t.trace_no IN (SELECT o.trace_no FROM trace_operations o \
                  WHERE o.service_name IN (SELECT service_name FROM operations WHERE operation = ",
             );
             builder.push_bind(query.operation.clone());
@@ -208,7 +222,7 @@ impl SearchPlan {
             // A trace's spans start at or after the trace: the window's start
             // bounds the span index range.
             builder
-                .push(" AND t.trace_id IN (SELECT trace_id FROM spans WHERE start_unix_nano >= ");
+                .push(" AND t.trace_no IN (SELECT trace_no FROM spans WHERE start_unix_nano >= ");
             builder.push_bind(query.start_unix_nano);
             span_filters(builder, query);
             builder.push(")");
@@ -224,16 +238,17 @@ impl SearchPlan {
         }
     }
 
-    /// The trace start column and the trace id column to order by.
+    /// The trace start column and the trace number column to order by.
     pub fn columns(&self) -> (&'static str, &'static str) {
         if self.by_service {
-            ("s.trace_start", "s.trace_id")
+            ("s.trace_start", "s.trace_no")
         } else {
-            ("t.start_unix_nano", "t.trace_id")
+            ("t.start_unix_nano", "t.trace_no")
         }
     }
 
-    /// ` ORDER BY ...` for `order` (ties: start, then id; see the contract).
+    /// ` ORDER BY ...` for `order` (ties: start, then trace number; see the
+    /// contract).
     pub fn order_by(&self, order: TraceOrder) -> String {
         let (start, id) = self.columns();
         match order {
@@ -277,10 +292,10 @@ pub(crate) fn push_window<DB>(
 }
 
 /// The summary columns a page query selects, in [`SummaryRow`] order
-/// (the counts as BIGINT on both databases).
+/// (the counts as BIGINT on both databases), then the trace number.
 pub(crate) const SUMMARY_COLUMNS: &str = "SELECT t.trace_id, t.start_unix_nano, t.duration_nano, \
      CAST(t.span_count AS BIGINT), CAST(t.error_count AS BIGINT), t.root_service, \
-     t.root_operation";
+     t.root_operation, t.trace_no";
 
 /// A `trace_summaries` row read back by a page query.
 pub(crate) struct SummaryRow {
