@@ -1003,6 +1003,7 @@ async fn capped_total(store: &dyn Store) {
         .map(|n| {
             let mut one = span(0, 1, None, "edge", "bulk", at(n), 1_000);
             one.trace_id = TraceId((n as u128 + 1_000_000).to_be_bytes());
+            one.attributes = attributes(json!({ "parity": n % 2 }));
             one
         })
         .collect();
@@ -1038,6 +1039,39 @@ async fn capped_total(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!((uncounted.total, uncounted.total_exact), (15, false));
+
+    // With a span filter the count checks at most that many traces, newest
+    // first, and counts the matching ones among them: n from 15 up, every
+    // other one.
+    for service in [Some("edge".to_owned()), None] {
+        let tagged = TraceQuery {
+            service,
+            tags: vec![("parity".to_owned(), "0".to_owned())],
+            limit: 10,
+            offset: 5,
+            ..trace_query(at(0), at(many))
+        };
+        let found = store.find_traces(&tagged).await.unwrap();
+        let newest_even = (many - 1) / 2 * 2;
+        let page: Vec<TraceId> = (0..10)
+            .map(|k| TraceId(((newest_even - 2 * (5 + k)) as u128 + 1_000_000).to_be_bytes()))
+            .collect();
+        assert_eq!(found.trace_ids, page, "{tagged:?}");
+        let checked = 15 + store::TOTAL_CAP;
+        let matched = (15..many as u64).filter(|n| n % 2 == 0).count() as u64;
+        assert_eq!(checked, many as u64 - 15);
+        assert_eq!(
+            (found.total, found.total_exact),
+            (matched, false),
+            "{tagged:?}: the matches among the newest {checked} traces"
+        );
+        let fewer = TraceQuery {
+            start_unix_nano: at(many - 100),
+            ..tagged.clone()
+        };
+        let found = find(store, &fewer).await.unwrap();
+        assert_eq!((found.total, found.total_exact), (50, true), "{fewer:?}");
+    }
 }
 
 async fn metric_windows(store: &dyn Store) {

@@ -355,9 +355,11 @@ pub struct FoundTraces {
     pub trace_ids: Vec<TraceId>,
     /// How many traces match in total (not only this page) when the query
     /// set `count_total` and `total_exact` is true; a lower bound otherwise:
-    /// `offset + limit + TOTAL_CAP` when the count stopped there, what the
-    /// page proves when not counted (`offset` + the page's length, 0 for an
-    /// empty page).
+    /// `offset + limit + TOTAL_CAP` when the count stopped there; with span
+    /// filters (tags, span durations), the matching traces among the newest
+    /// `offset + limit + TOTAL_CAP` traces of the window that pass the other
+    /// filters (at least what the page proves); what the page proves when
+    /// not counted (`offset` + the page's length, 0 for an empty page).
     pub total: u64,
     /// Whether `total` is the exact number of matching traces.
     pub total_exact: bool,
