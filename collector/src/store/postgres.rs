@@ -425,13 +425,8 @@ async fn stored_traces(
         .fetch_all(&mut *tx)
         .await?
     {
-        stored.insert(
-            summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
-            StoredTrace {
-                trace_no: row.try_get(1)?,
-                start_unix_nano: row.try_get(2)?,
-            },
-        );
+        let (trace_id, trace) = summary::stored_trace(&row)?;
+        stored.insert(trace_id, trace);
     }
     Ok(stored)
 }

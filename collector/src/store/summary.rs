@@ -47,6 +47,24 @@ pub(crate) struct StoredTrace {
     pub start_unix_nano: i64,
 }
 
+/// A trace read back with the columns `trace_id, trace_no, start_unix_nano`
+/// of `trace_summaries`.
+pub(crate) fn stored_trace<R>(row: &R) -> Result<(TraceId, StoredTrace), super::StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
+        StoredTrace {
+            trace_no: row.try_get(1)?,
+            start_unix_nano: row.try_get(2)?,
+        },
+    ))
+}
+
 /// A trace id read back from `trace_summaries`.
 pub(crate) fn summary_trace_id(bytes: &[u8]) -> Result<TraceId, super::StoreError> {
     TraceId::from_bytes(bytes)
