@@ -1,5 +1,5 @@
-//! The protobuf bytes of an OTLP `ExportTraceServiceRequest`, written straight from a batch of
-//! [`SpanRecord`]s.
+//! The protobuf bytes of an OTLP `ExportTraceServiceRequest`, written straight from
+//! [`SpanRecord`]s, one span at a time as each is recorded.
 //!
 //! Written by hand rather than through the prost-generated types: those own every string and
 //! byte array, so a span would have to be rebuilt as ~20 `KeyValue`s (two `String`s each) only
@@ -84,15 +84,28 @@ impl BatchEncoder {
 
     /// `ExportTraceServiceRequest { resource_spans: [{ resource, scope_spans: [{ scope, spans }] }] }`.
     pub fn encode(&self, spans: &[SpanRecord], clock: &Clock) -> Bytes {
-        // The outer lengths are known only at the end: the spans are written after a gap
-        // large enough for the heads, which are then written right before them.
-        let gap = self.resource.len() + 2 * (1 + 5) + 1 + 5;
-        let mut buf = Vec::with_capacity(gap + self.scope.len() + spans.len() * SPAN_BYTES);
-        buf.resize(gap, 0);
-        buf.extend_from_slice(&self.scope);
+        let mut buf = Vec::new();
+        self.open(&mut buf, spans.len());
         for span in spans {
-            message(&mut buf, 2, 2, |buf| encode_span(buf, span, clock));
+            append_span(&mut buf, span, clock);
         }
+        self.close(buf)
+    }
+
+    /// Starts a batch in `buf` (emptied) with room for `spans` usual spans: the spans are
+    /// appended with [`append_span`] after a gap for the outer heads, whose lengths are known
+    /// only once the batch is [closed](BatchEncoder::close).
+    pub fn open(&self, buf: &mut Vec<u8>, spans: usize) {
+        buf.clear();
+        buf.reserve(self.gap() + self.scope.len() + spans * SPAN_BYTES);
+        buf.resize(self.gap(), 0);
+        buf.extend_from_slice(&self.scope);
+    }
+
+    /// The request of a batch [opened](BatchEncoder::open) in `buf`: its heads are written
+    /// right before the spans, and the buffer becomes the `Bytes` as is (no copy).
+    pub fn close(&self, mut buf: Vec<u8>) -> Bytes {
+        let gap = self.gap();
         let scope_spans = buf.len() - gap;
         let mut head = Vec::with_capacity(gap);
         let resource_spans = self.resource.len() + 1 + varint_len(scope_spans as u64) + scope_spans;
@@ -103,11 +116,21 @@ impl BatchEncoder {
         varint(&mut head, scope_spans as u64);
         let start = gap - head.len();
         buf[start..gap].copy_from_slice(&head);
-        // The buffer becomes the `Bytes` as is: no copy.
         let mut bytes = Bytes::from(buf);
         bytes::Buf::advance(&mut bytes, start);
         bytes
     }
+
+    /// Room for the heads: the resource, and two keys and lengths of up to 5 bytes each.
+    fn gap(&self) -> usize {
+        self.resource.len() + 2 * (1 + 5)
+    }
+}
+
+/// Appends `span` to a batch [opened](BatchEncoder::open) in `buf` (`ScopeSpans.spans`, 2),
+/// its instants converted by `clock`.
+pub fn append_span(buf: &mut Vec<u8>, span: &SpanRecord, clock: &Clock) {
+    message(buf, 2, 2, |buf| encode_span(buf, span, clock));
 }
 
 /// Bytes a span usually takes (a proxy span is 500–700): the batch buffer is sized once.
@@ -373,22 +396,6 @@ fn decimal(mut value: u16, digits: &mut [u8; 5]) -> &str {
         }
     }
     std::str::from_utf8(&digits[at..]).unwrap_or("0")
-}
-
-/// The spans of `records` as the collector decodes them (tests of the request path).
-#[cfg(test)]
-pub(crate) fn decode_for_test(
-    records: &[SpanRecord],
-) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    let encoder = BatchEncoder::new(&Resource::default(), &InstrumentationScope::default());
-    ExportTraceServiceRequest::decode(encoder.encode(records, &Clock::now()))
-        .expect("a batch decodes")
-        .resource_spans
-        .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-        .collect()
 }
 
 #[cfg(test)]
