@@ -4,7 +4,8 @@
 //! into a bounded queue of batches under a short lock that is never held
 //! across an await: when the queue is full the span is dropped and counted
 //! (`weft_proxy_spans_dropped_total{reason="queue_full"}`), never waited for.
-//! One task sends the batches over OTLP/gRPC or OTLP/HTTP protobuf,
+//! One task sends the batches over OTLP/gRPC (tonic's channel, the body
+//! framed here) or OTLP/HTTP protobuf,
 //! retrying retryable failures with backoff; another pushes the cumulative
 //! RED metrics every interval, so the collector's graph does not depend on
 //! sampling.
@@ -26,7 +27,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -42,7 +42,7 @@ use tokio::sync::{Notify, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
-use super::otlp::{BatchEncoder, Clock, append_span};
+use super::otlp::{BatchEncoder, Clock, Framing, append_span};
 use super::span::{SpanDraft, SpanRecord, Storage};
 use crate::trace::SpanContext;
 
@@ -217,8 +217,8 @@ impl SpanQueue {
     }
 
     /// The request of a taken batch.
-    fn close(&self, batch: Batch) -> Bytes {
-        self.encoder.close(batch.buf)
+    fn close(&self, batch: Batch, framing: Framing) -> Bytes {
+        self.encoder.close(batch.buf, framing)
     }
 
     /// The spans of every queued batch, taken, as the collector decodes them.
@@ -227,7 +227,7 @@ impl SpanQueue {
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         std::iter::from_fn(|| self.take())
             .flat_map(|(batch, _)| {
-                ExportTraceServiceRequest::decode(self.close(batch))
+                ExportTraceServiceRequest::decode(self.close(batch, Framing::None))
                     .expect("a batch decodes")
                     .resource_spans
             })
@@ -305,12 +305,13 @@ impl SpanSink {
 #[derive(Clone)]
 enum OtlpClient {
     Grpc {
-        /// Traces go through [`Encoded`]: one encoding per batch, whatever the retries.
-        traces: tonic::client::Grpc<Channel>,
+        /// Traces are posted on the channel as they are encoded (see [`grpc_unary`]).
+        channel: Channel,
         metrics: MetricsServiceClient<Channel>,
     },
     Http {
-        client: Client<HttpConnector, Full<Bytes>>,
+        /// Boxed: twice the size of the gRPC variant's fields.
+        client: Box<Client<HttpConnector, Full<Bytes>>>,
         traces: Uri,
         metrics: Uri,
     },
@@ -336,7 +337,7 @@ impl OtlpClient {
                     .timeout(EXPORT_TIMEOUT)
                     .connect_lazy();
                 Ok(OtlpClient::Grpc {
-                    traces: tonic::client::Grpc::new(channel.clone()),
+                    channel: channel.clone(),
                     metrics: MetricsServiceClient::new(channel),
                 })
             }
@@ -350,7 +351,7 @@ impl OtlpClient {
                 let mut connector = HttpConnector::new();
                 connector.set_connect_timeout(Some(Duration::from_secs(5)));
                 Ok(OtlpClient::Http {
-                    client: Client::builder(TokioExecutor::new()).build(connector),
+                    client: Box::new(Client::builder(TokioExecutor::new()).build(connector)),
                     traces: url("/v1/traces")?,
                     metrics: url("/v1/metrics")?,
                 })
@@ -358,25 +359,21 @@ impl OtlpClient {
         }
     }
 
-    /// Sends an encoded `ExportTraceServiceRequest` (a retry resends the same bytes).
+    /// How trace requests are framed for [`OtlpClient::export_traces`].
+    fn framing(&self) -> Framing {
+        match self {
+            OtlpClient::Grpc { .. } => Framing::Grpc,
+            OtlpClient::Http { .. } => Framing::None,
+        }
+    }
+
+    /// Sends an encoded `ExportTraceServiceRequest`, framed as [`OtlpClient::framing`] says
+    /// (a retry resends the same bytes).
     async fn export_traces(&mut self, request: Bytes) -> Result<(), Failure> {
         match self {
-            OtlpClient::Grpc { traces, .. } => {
-                traces.ready().await.map_err(|error| {
-                    grpc_failure(tonic::Status::unknown(format!(
-                        "Service was not ready: {error}"
-                    )))
-                })?;
-                traces
-                    .unary(
-                        tonic::Request::new(request),
-                        http::uri::PathAndQuery::from_static(TRACE_EXPORT_PATH),
-                        Encoded::<ExportTraceServiceResponse>::default(),
-                    )
-                    .await
-                    .map(drop)
-                    .map_err(grpc_failure)
-            }
+            OtlpClient::Grpc { channel, .. } => grpc_unary(channel, TRACE_EXPORT_PATH, request)
+                .await
+                .map_err(grpc_failure),
             OtlpClient::Http { client, traces, .. } => {
                 http_post(client, traces.clone(), request).await
             }
@@ -410,62 +407,67 @@ impl OtlpClient {
 /// The gRPC method of OTLP trace export.
 const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// A gRPC codec whose request is an already encoded protobuf message and whose response is
-/// decoded as `R`. A span batch is encoded once and resent as is on retries; the generated
-/// client takes the message by value, so every try needed a clone of the whole batch (and its
-/// drop), about a quarter of a span's cost on the proxy.
-struct Encoded<R>(std::marker::PhantomData<fn() -> R>);
+/// A unary gRPC call whose request body (`framed`: the gRPC prefix and the message) is
+/// encoded already; the response message is not read. A batch is encoded once, straight into
+/// the bytes that go on the wire, and resent as is on retries: tonic's client would copy every
+/// ~350 KB batch into a buffer of its own (its codec writes each message into its encode
+/// buffer), so it is used here for the connection only. The status is read as tonic's client
+/// reads it: `grpc-status` in the headers (trailers-only) or the trailers, else inferred from
+/// the HTTP status.
+async fn grpc_unary(
+    channel: &mut Channel,
+    path: &'static str,
+    framed: Bytes,
+) -> Result<(), tonic::Status> {
+    use http_body_util::BodyExt as _;
+    use tonic::codegen::Service as _;
 
-impl<R> Default for Encoded<R> {
-    fn default() -> Self {
-        Encoded(std::marker::PhantomData)
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|error| tonic::Status::unknown(format!("Service was not ready: {error}")))?;
+    let mut request = http::Request::new(tonic::body::Body::new(Full::new(framed)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = Uri::from_static(path);
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|error| tonic::Status::from_error(Box::new(error)))?;
+    let status = response.status();
+    if let Some(grpc) = tonic::Status::from_header_map(response.headers()) {
+        return grpc_result(grpc);
+    }
+    let body = response.into_body().collect().await?;
+    match body.trailers().and_then(tonic::Status::from_header_map) {
+        Some(grpc) => grpc_result(grpc),
+        None => Err(tonic::Status::new(
+            // gRPC's mapping of HTTP statuses (doc/http-grpc-status-mapping.md), as tonic's.
+            match status {
+                http::StatusCode::BAD_REQUEST => tonic::Code::Internal,
+                http::StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+                http::StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+                http::StatusCode::NOT_FOUND => tonic::Code::Unimplemented,
+                http::StatusCode::TOO_MANY_REQUESTS
+                | http::StatusCode::BAD_GATEWAY
+                | http::StatusCode::SERVICE_UNAVAILABLE
+                | http::StatusCode::GATEWAY_TIMEOUT => tonic::Code::Unavailable,
+                _ => tonic::Code::Unknown,
+            },
+            format!("HTTP {status} without grpc-status"),
+        )),
     }
 }
 
-impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for Encoded<R> {
-    type Encode = Bytes;
-    type Decode = R;
-    type Encoder = EncodedEncoder;
-    type Decoder = MessageDecoder<R>;
-
-    fn encoder(&mut self) -> EncodedEncoder {
-        EncodedEncoder
-    }
-
-    fn decoder(&mut self) -> MessageDecoder<R> {
-        MessageDecoder(std::marker::PhantomData)
-    }
-}
-
-struct EncodedEncoder;
-
-impl tonic::codec::Encoder for EncodedEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
+fn grpc_result(status: tonic::Status) -> Result<(), tonic::Status> {
+    if status.code() == tonic::Code::Ok {
         Ok(())
-    }
-}
-
-struct MessageDecoder<R>(std::marker::PhantomData<fn() -> R>);
-
-impl<R: prost::Message + Default> tonic::codec::Decoder for MessageDecoder<R> {
-    type Item = R;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<R>, tonic::Status> {
-        R::decode(src)
-            .map(Some)
-            .map_err(|error| tonic::Status::internal(error.to_string()))
+    } else {
+        Err(status)
     }
 }
 
@@ -632,7 +634,7 @@ async fn send_spans(
 ) {
     let count = batch.spans as u64;
     metrics.span_queue_depth.sub(count as i64);
-    let request = queue.close(batch);
+    let request = queue.close(batch, client.framing());
     // Retry a retryable failure with backoff while the queue keeps
     // filling (and, once full, dropping): memory stays bounded and the
     // request path never waits. On shutdown, one last try.
@@ -879,7 +881,7 @@ mod tests {
     /// The batch's spans as the collector decodes them.
     fn spans(queue: &SpanQueue, batch: Batch) -> Vec<Span> {
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-        ExportTraceServiceRequest::decode(queue.close(batch))
+        ExportTraceServiceRequest::decode(queue.close(batch, Framing::None))
             .expect("a batch decodes")
             .resource_spans
             .into_iter()
@@ -1014,7 +1016,7 @@ mod tests {
         let queue = SpanQueue::new(8, test_encoder());
         queue.push(record(0));
         let (batch, _) = queue.take().expect("a batch");
-        let request = queue.close(batch);
+        let request = queue.close(batch, Framing::Grpc);
         let at = request.as_ptr();
         let held = request.clone();
         // Still held elsewhere (h2 has not written it yet): not taken back.
@@ -1027,5 +1029,98 @@ mod tests {
             batch.buf.as_ptr() <= at && at < batch.buf.as_ptr().wrapping_add(batch.buf.capacity())
         );
         assert_eq!(attempts(&spans(&queue, batch)), [1]);
+    }
+
+    /// A collector's trace service that answers with the given codes in turn and keeps the
+    /// spans it receives.
+    struct Collector {
+        codes: Mutex<VecDeque<tonic::Code>>,
+        received: Arc<Mutex<Vec<Span>>>,
+    }
+
+    #[tonic::async_trait]
+    impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+        for Collector
+    {
+        async fn export(
+            &self,
+            request: tonic::Request<
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+            >,
+        ) -> Result<
+            tonic::Response<
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+            >,
+            tonic::Status,
+        > {
+            let code = self
+                .codes
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(tonic::Code::Ok);
+            if code != tonic::Code::Ok {
+                return Err(tonic::Status::new(code, "refused"));
+            }
+            let spans = request
+                .into_inner()
+                .resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans);
+            self.received.lock().unwrap().extend(spans);
+            Ok(tonic::Response::new(Default::default()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_grpc_export_sends_the_encoded_batch_and_reads_the_status() {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let collector = Collector {
+            codes: Mutex::new(
+                [
+                    tonic::Code::Ok,
+                    tonic::Code::Unavailable,
+                    tonic::Code::InvalidArgument,
+                ]
+                .into(),
+            ),
+            received: received.clone(),
+        };
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming(incoming),
+        );
+        let mut client = OtlpClient::new(&ExportConfig {
+            endpoint,
+            protocol: OtlpProtocol::Grpc,
+            metrics_interval: Duration::from_secs(60),
+            span_queue_capacity: 8,
+        })
+        .unwrap();
+        assert_eq!(client.framing(), Framing::Grpc);
+        let queue = SpanQueue::new(8, test_encoder());
+        for attempt in 0..3 {
+            queue.push(record(attempt));
+        }
+        let (batch, _) = queue.take().unwrap();
+        let request = queue.close(batch, client.framing());
+
+        assert!(client.export_traces(request.clone()).await.is_ok());
+        assert_eq!(attempts(&received.lock().unwrap()), [0, 1, 2]);
+        let unavailable = client.export_traces(request.clone()).await.unwrap_err();
+        assert!(unavailable.retryable, "{}", unavailable.message);
+        let invalid = client.export_traces(request).await.unwrap_err();
+        assert!(!invalid.retryable, "{}", invalid.message);
+        assert_eq!(received.lock().unwrap().len(), 3);
     }
 }

@@ -89,7 +89,7 @@ impl BatchEncoder {
         for span in spans {
             append_span(&mut buf, span, clock);
         }
-        self.close(buf)
+        self.close(buf, Framing::None)
     }
 
     /// Starts a batch in `buf` (emptied) with room for `spans` usual spans: the spans are
@@ -103,8 +103,10 @@ impl BatchEncoder {
     }
 
     /// The request of a batch [opened](BatchEncoder::open) in `buf`: its heads are written
-    /// right before the spans, and the buffer becomes the `Bytes` as is (no copy).
-    pub fn close(&self, mut buf: Vec<u8>) -> Bytes {
+    /// right before the spans, and the buffer becomes the `Bytes` as is (no copy). Framed
+    /// for gRPC, the request is preceded by the gRPC message prefix (uncompressed, length),
+    /// so that the bytes are the request's whole HTTP/2 body.
+    pub fn close(&self, mut buf: Vec<u8>, framing: Framing) -> Bytes {
         let gap = self.gap();
         let scope_spans = buf.len() - gap;
         let mut head = Vec::with_capacity(gap);
@@ -114,18 +116,37 @@ impl BatchEncoder {
         head.extend_from_slice(&self.resource);
         key(&mut head, 2, LEN);
         varint(&mut head, scope_spans as u64);
-        let start = gap - head.len();
+        let mut start = gap - head.len();
         buf[start..gap].copy_from_slice(&head);
+        if framing == Framing::Grpc {
+            let message = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+            start -= GRPC_PREFIX;
+            buf[start] = 0;
+            buf[start + 1..start + GRPC_PREFIX].copy_from_slice(&message.to_be_bytes());
+        }
         let mut bytes = Bytes::from(buf);
         bytes::Buf::advance(&mut bytes, start);
         bytes
     }
 
-    /// Room for the heads: the resource, and two keys and lengths of up to 5 bytes each.
+    /// Room for the heads: the gRPC prefix, the resource, and two keys and lengths of up to
+    /// 5 bytes each.
     fn gap(&self) -> usize {
-        self.resource.len() + 2 * (1 + 5)
+        GRPC_PREFIX + self.resource.len() + 2 * (1 + 5)
     }
 }
+
+/// How a closed batch is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// The protobuf message alone (an OTLP/HTTP body).
+    None,
+    /// Preceded by the gRPC message prefix (an OTLP/gRPC body).
+    Grpc,
+}
+
+/// A gRPC message's prefix: a compressed flag and a 4-byte big-endian length.
+const GRPC_PREFIX: usize = 5;
 
 /// Appends `span` to a batch [opened](BatchEncoder::open) in `buf` (`ScopeSpans.spans`, 2),
 /// its instants converted by `clock`.
@@ -685,6 +706,46 @@ mod tests {
                 encoder.encode(&spans[1..], &clock)
             );
         }
+    }
+
+    /// Framed for gRPC, a batch is the gRPC message prefix (uncompressed, big-endian length)
+    /// and then the very same request.
+    #[test]
+    fn a_grpc_framed_batch_is_the_prefix_and_the_request() {
+        let resource = Resource {
+            attributes: vec![string_attribute("service.name", "web")],
+            ..Default::default()
+        };
+        let encoder = BatchEncoder::new(&resource, &InstrumentationScope::default());
+        let clock = Clock::now();
+        let context = context(None, None);
+        let spans: Vec<_> = (0..3)
+            .map(|n| SpanRecord {
+                draft: SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a"),
+                start: clock.instant,
+                end: clock.instant,
+                outcome: Outcome {
+                    code: 200,
+                    flags: "-",
+                    error: None,
+                    request_bytes: n,
+                    response_bytes: 2,
+                },
+            })
+            .collect();
+        let plain = encoder.encode(&spans, &clock);
+        let mut buf = vec![1; 7];
+        encoder.open(&mut buf, 1);
+        for span in &spans {
+            append_span(&mut buf, span, &clock);
+        }
+        let framed = encoder.close(buf, Framing::Grpc);
+        assert_eq!(framed[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize,
+            plain.len()
+        );
+        assert_eq!(framed[5..], plain[..]);
     }
 
     #[test]
