@@ -14,6 +14,8 @@
 # After each "on" run the script waits until both proxies' span queues are empty so that the
 # collector's backlog does not slow the next "off" run. Spans exported, dropped (queue full)
 # and stored are reported: a drop means the collector could not keep up, never a slow request.
+# Per request the pair's user and system CPU, context switches (all threads) and minor page
+# faults are reported too (from /proc), to tell the kernel's part of a cost from ours.
 #
 # PIN=1 pins the collector to CPU 1 and everything else (upstream, proxies, load generator) to
 # CPU 0, in both modes: the collector then stands for one on another machine, and the ratio is
@@ -33,6 +35,12 @@
 # saturated, so off/on of those times estimates the max-rps ratio with every span exported,
 # optimistically: below saturation every request costs more (fewer events per wake-up), so the
 # added µs per request (on - off) is the number to carry over to the max-rps cost per request.
+#
+# SINK=1 (with PIN=1) replaces the collector by bench/proxy/otlp-sink.py, which answers every
+# OTLP/gRPC export OK without decoding or storing it: a collector on one core stores ~11-14 k
+# spans/s while the pair at max rps makes ~40 k, so without it most spans are dropped at the
+# proxies' queues and max rps never measures the cost of exporting every span. Check the spans
+# dropped during the rounds: none.
 #
 # CALLGRIND=1 counts instructions instead (valgrind's callgrind; the counts do not depend on
 # the machine's load, unlike rps): all four proxies run under callgrind, instrumentation off,
@@ -127,9 +135,21 @@ EOF
 start upstream "${LOAD_CPU[@]}" nginx -c "$WORK/upstream.conf" -e stderr
 
 mkdir -p "$WORK/data"
-start collector "${COLL_CPU[@]}" "${WEFT_COLLECTOR:-$WEFT}" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
-  --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
-  --log warn
+if [ "${SINK:-0}" = 1 ]; then
+  SINK_PYTHON=python3
+  if ! python3 -c 'import h2' 2>/dev/null; then
+    [ -x "$HOME/.cache/weft-bench-venv/bin/python" ] || python3 -m venv "$HOME/.cache/weft-bench-venv"
+    "$HOME/.cache/weft-bench-venv/bin/python" -c 'import h2' 2>/dev/null ||
+      "$HOME/.cache/weft-bench-venv/bin/pip" install -q h2
+    SINK_PYTHON="$HOME/.cache/weft-bench-venv/bin/python"
+  fi
+  start collector "${COLL_CPU[@]}" "$SINK_PYTHON" "$ROOT/bench/proxy/otlp-sink.py" "127.0.0.1:$COLL_GRPC"
+  COLL_HTTP=$COLL_GRPC
+else
+  start collector "${COLL_CPU[@]}" "${WEFT_COLLECTOR:-$WEFT}" collector --db "sqlite://$WORK/data/weft.db" --http "127.0.0.1:$COLL_HTTP" \
+    --otlp-grpc "127.0.0.1:$COLL_GRPC" --otlp-http "127.0.0.1:$COLL_OTLP_HTTP" --no-zipkin \
+    --log warn
+fi
 
 service_entry "$WORK/mesh-off/mesh.yaml" $OFF_B_IN ", version: v1"
 service_entry "$WORK/mesh-on/mesh.yaml" $ON_B_IN ", version: v1"
@@ -160,6 +180,12 @@ exported_total() { echo $(( $(metric $ON_A_ADMIN weft_proxy_spans_exported_total
 dropped_total() { echo $(( $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="queue_full"}') + $(metric $ON_A_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') + $(metric $ON_B_ADMIN 'weft_proxy_spans_dropped_total{reason="export_failed"}') )); }
 cpu_ticks() { # pid -> utime+stime ticks
   awk '{print $14 + $15}' "/proc/$1/stat"
+}
+kernel_counts() { # pid -> "utime stime minflt csw" (ticks; minor faults; context switches of every thread)
+  local stat csw
+  stat=$(awk '{print $14, $15, $10}' "/proc/$1/stat")
+  csw=$(cat "/proc/$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}')
+  echo "$stat $csw"
 }
 rps_of() { # url -> requests per second (closed loop, 64 connections; open loop at RATE)
   local out="$WORK/oha.json" rate=()
@@ -244,6 +270,13 @@ exported_before=$(exported_total)
 dropped_before=$(dropped_total)
 COLLECTOR_PID=$(cat "$WORK/collector.pid")
 pair_ticks() { echo $(( $(cpu_ticks "$(cat "$WORK/$1-a.pid")") + $(cpu_ticks "$(cat "$WORK/$1-b.pid")") )); }
+pair_counts() { # off|on -> the pair's kernel_counts, added up
+  paste -d' ' <(kernel_counts "$(cat "$WORK/$1-a.pid")") <(kernel_counts "$(cat "$WORK/$1-b.pid")") |
+    awk '{print $1 + $5, $2 + $6, $3 + $7, $4 + $8}'
+}
+counts_delta() { # before, after -> after - before, field by field
+  paste -d' ' <(echo "$1") <(echo "$2") | awk '{print $5 - $1, $6 - $2, $7 - $3, $8 - $4}'
+}
 UPSTREAM_WORKER=$(pgrep -P "$(cat "$WORK/upstream.pid")" | head -n 1)
 oha_ticks() { # the last run's user + system CPU, in clock ticks
   tail -n 1 "$WORK/oha.times" | python3 -c "import re,sys,os; \
@@ -252,30 +285,37 @@ print(round(sum(int(m)*60+float(s) for m,s in re.findall(r'(\d+)m([\d.]+)s', sys
 for round in $(seq 1 "$ROUNDS"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   off_before=$(pair_ticks off)
+  off_counts=$(pair_counts off)
   up_before=$(cpu_ticks "$UPSTREAM_WORKER")
   read -r off_rps off_ok off_total <<<"$(rps_of "$OFF_URL")"
   off_cpu=$(( $(pair_ticks off) - off_before ))
+  off_counts=$(counts_delta "$off_counts" "$(pair_counts off)")
   off_rest=$(( $(cpu_ticks "$UPSTREAM_WORKER") - up_before + $(oha_ticks) ))
   coll_before=$(cpu_ticks "$COLLECTOR_PID")
   on_before=$(pair_ticks on)
+  on_counts=$(pair_counts on)
   up_before=$(cpu_ticks "$UPSTREAM_WORKER")
   read -r on_rps on_ok on_total <<<"$(rps_of "$ON_URL")"
   on_cpu=$(( $(pair_ticks on) - on_before ))
+  on_counts=$(counts_delta "$on_counts" "$(pair_counts on)")
   on_rest=$(( $(cpu_ticks "$UPSTREAM_WORKER") - up_before + $(oha_ticks) ))
   coll_after=$(cpu_ticks "$COLLECTOR_PID")
   # Let the collector catch up before the next round.
   for _ in $(seq 1 150); do [ "$(queue_depth)" = 0 ] && break; sleep 0.2; done
   coll_drained=$(cpu_ticks "$COLLECTOR_PID")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load" "$off_rps" "$off_ok/$off_total" \
     "$on_rps" "$on_ok/$on_total" "$((coll_after - coll_before))" "$((coll_drained - coll_before))" \
-    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" "$off_rest" "$on_rest" >>"$RESULTS"
+    "$(getconf CLK_TCK)" "$off_cpu" "$on_cpu" "$off_rest" "$on_rest" "$off_counts" "$on_counts" >>"$RESULTS"
   echo "round $round: off $off_rps rps, on $on_rps rps (load $load)" >&2
 done
 
 exported=$(exported_total)
 dropped=$(dropped_total)
 stored=$(python3 - "$WORK/data/weft.db" <<'EOF'
-import sqlite3, sys
+import sqlite3, sys, os
+if not os.path.exists(sys.argv[1]):
+    print("none (SINK=1: nothing is stored)")
+    sys.exit()
 try:
     print(sqlite3.connect(sys.argv[1]).execute("select count(*) from spans").fetchone()[0])
 except Exception as error:
@@ -285,7 +325,7 @@ EOF
 
 python3 - "$RESULTS" "$OUT" "$exported" "$dropped" "$stored" "$DURATION" "${PIN:-0}" "${RATE:-}" \
   "$((exported - exported_before))" "$((dropped - dropped_before))" <<'EOF'
-import sys, datetime, platform, subprocess, statistics
+import sys, datetime, platform, subprocess, statistics, os
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rate = sys.argv[8]
 exported, dropped, stored, duration = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
@@ -293,6 +333,8 @@ cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d:
                      capture_output=True, text=True).stdout.strip()
 nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 pinned = " Pinned: the collector on CPU 1, all else on CPU 0." if sys.argv[7] == "1" else ""
+if os.environ.get("SINK") == "1":
+    pinned += " Spans go to bench/proxy/otlp-sink.py (answered OK, not stored) instead of a collector."
 out = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
        f"{cpu}, {nproc} cores, Linux {platform.release()}; {len(rows)} rounds of {duration} "
        f"per mode, 64 connections, "
@@ -329,6 +371,15 @@ out.append(f"{what}: **{median:.2f}** (median; min {min(ratios):.2f}, max {max(r
            f"target ≥ 0.90: **{'met' if median >= 0.9 else 'missed'}**.")
 out.append(f"Spans: {exported} exported by the two proxies, {dropped} dropped, {stored} stored by the collector; "
            f"during the rounds (after the warm-up): {sys.argv[9]} exported, {sys.argv[10]} dropped.")
+out += ["", "The pair's user and system CPU, context switches (every thread) and minor page faults per request:", "",
+        "| round | user µs off → on | system µs off → on | context switches off → on | minor faults off → on |",
+        "|---|---|---|---|---|"]
+for r in rows:
+    hz = float(r[8])
+    per = lambda counts, okt: [float(v) / max(int(okt.split("/")[1]), 1) for v in counts.split()]
+    off, on = per(r[13], r[3]), per(r[14], r[5])
+    out.append(f"| {r[0]} | {off[0] / hz * 1e6:.1f} → {on[0] / hz * 1e6:.1f} | {off[1] / hz * 1e6:.1f} → {on[1] / hz * 1e6:.1f} | "
+               f"{off[3]:.2f} → {on[3]:.2f} | {off[2]:.3f} → {on[2]:.3f} |")
 text = "\n".join(out) + "\n"
 open(sys.argv[2], "w").write(text)
 print(text)

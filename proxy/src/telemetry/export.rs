@@ -1,10 +1,11 @@
 //! Background OTLP export of spans and metrics to the collector.
 //!
-//! The request path only calls [`SpanSink::record`], a push into a bounded
-//! queue under a short lock that is never held across an await: when the
-//! queue is full the span is dropped and counted
-//! (`weft_proxy_spans_dropped_total{reason="queue_full"}`), never waited for. One task batches spans and sends them over OTLP/gRPC
-//! (the client `opentelemetry-proto` generates) or OTLP/HTTP protobuf,
+//! The request path only calls [`SpanSink::record`], which encodes the span
+//! into a bounded queue of batches under a short lock that is never held
+//! across an await: when the queue is full the span is dropped and counted
+//! (`weft_proxy_spans_dropped_total{reason="queue_full"}`), never waited for.
+//! One task sends the batches over OTLP/gRPC (tonic's channel, the body
+//! framed here) or OTLP/HTTP protobuf,
 //! retrying retryable failures with backoff; another pushes the cumulative
 //! RED metrics every interval, so the collector's graph does not depend on
 //! sampling.
@@ -14,6 +15,7 @@
 //! exactly (they are injected downstream before the span ends), and the
 //! SDK's batch processor neither exposes its drops nor runs on our runtime.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +27,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -41,7 +42,7 @@ use tokio::sync::{Notify, watch};
 use tonic::transport::{Channel, Endpoint};
 
 use super::metrics::Metrics;
-use super::otlp::{BatchEncoder, Clock};
+use super::otlp::{BatchEncoder, Clock, Framing, append_span};
 use super::span::{SpanDraft, SpanRecord, Storage};
 use crate::trace::SpanContext;
 
@@ -96,104 +97,155 @@ pub struct SpanSink {
     queue_full: IntCounter,
 }
 
-/// The bounded queue between the sinks and the export task: a `Vec` behind a lock held only
-/// for a push or a swap. A tokio channel cost a span a semaphore permit, a slot in its block
-/// list, a waker check, and on the receiving side the same again, one span at a time; here
-/// the task takes the queued spans in one swap (their storage comes back as the next queue).
-/// The task does not wait on the queue itself (a waiting receiver is woken by every span): it
-/// wakes every [`BATCH_DELAY`], or when a sink has queued a full batch.
+/// The bounded queue between the sinks and the export task. A span is encoded into the open
+/// batch's protobuf bytes when it is recorded, while the request path has just written it and
+/// it is still in the CPU's caches, and its storage goes back to the next drafts at once; the
+/// task only closes and sends batches. (Spans used to wait in the queue as records and be
+/// encoded by the task: by then, up to a batch delay later, every span's ~1.5 KB had left the
+/// caches, and was read back by the encoder and written again by the next draft from memory.)
+/// A lock is held for the encoding of one span (about a microsecond, no await); the task takes
+/// a whole batch under it. The task does not wait on the queue itself (a waiting receiver is
+/// woken by every span): it wakes every [`BATCH_DELAY`], or when a sink has filled a batch.
 pub(crate) struct SpanQueue {
-    spans: Mutex<Vec<SpanRecord>>,
+    queued: Mutex<Queued>,
+    /// Most spans queued (in all batches); beyond it spans are dropped.
     capacity: usize,
+    encoder: BatchEncoder,
     batch_ready: Notify,
-    /// The storage of encoded spans, for the next drafts (at most [`MAX_BATCH`]).
-    spare: Mutex<Vec<Storage>>,
 }
+
+struct Queued {
+    /// Batches waiting, oldest first; only the last one may be open (fewer than
+    /// [`MAX_BATCH`] spans).
+    batches: VecDeque<Batch>,
+    /// Spans in `batches`.
+    spans: usize,
+    /// Span storage for the next drafts (at most [`MAX_BATCH`]).
+    spare: Vec<Storage>,
+    /// Buffers of sent batches, for the next batches.
+    spare_buffers: Vec<Vec<u8>>,
+}
+
+/// Encoded spans: an `ExportTraceServiceRequest` being written (see [`BatchEncoder::open`]).
+pub(crate) struct Batch {
+    buf: Vec<u8>,
+    spans: usize,
+    /// Converts the spans' instants: one clock reading per batch.
+    clock: Clock,
+}
+
+/// Batch buffers kept for reuse: a sent batch's buffer is back before the next batch opens,
+/// unless batches queue up while the collector is slow or away (then they are allocated).
+const SPARE_BUFFERS: usize = 2;
 
 // === impl SpanQueue ===
 
 impl SpanQueue {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, encoder: BatchEncoder) -> Self {
         SpanQueue {
-            spans: Mutex::new(Vec::with_capacity(capacity.clamp(1, MAX_BATCH))),
+            queued: Mutex::new(Queued {
+                batches: VecDeque::new(),
+                spans: 0,
+                spare: Vec::new(),
+                spare_buffers: Vec::new(),
+            }),
             capacity: capacity.max(1),
+            encoder,
             batch_ready: Notify::new(),
-            spare: Mutex::new(Vec::new()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Storage for a new draft: a spare one when there is one.
     fn storage(&self) -> Storage {
-        let spare = self
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let spare = self.lock().spare.pop();
         spare.unwrap_or_else(Storage::new)
     }
 
-    /// Keeps the storage of `batch`'s spans (emptied) for the next drafts; `batch` is empty
-    /// afterwards.
-    fn recycle(&self, batch: &mut Vec<SpanRecord>) {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let keep = batch.len().min(MAX_BATCH.saturating_sub(spare.len()));
-        spare.extend(
-            batch
-                .drain(..keep)
-                .map(|span| span.draft.into_storage())
-                .filter(Storage::is_usual),
-        );
-        drop(spare);
-        // What did not fit (a burst larger than a batch) is freed outside the lock.
-        batch.clear();
-    }
-
-    /// Keeps the storage of a span that will not be exported (the queue was full) for the
-    /// next drafts, unless enough are kept already.
-    fn recycle_one(&self, span: SpanRecord) {
-        let storage = span.draft.into_storage();
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < MAX_BATCH && storage.is_usual() {
-            spare.push(storage);
-            return;
-        }
-        drop(spare);
-        // Freed outside the lock.
-        drop(storage);
-    }
-
-    /// Queues `span`; false when the queue is full: the span is then dropped, and its storage
-    /// kept for the next drafts (while the collector lags, most spans end here: their
-    /// storage is not freed only to be allocated again by the next request).
+    /// Encodes and queues `span`; false when the queue is full: the span is then dropped.
+    /// Either way its storage is kept for the next drafts (while the collector lags, most
+    /// spans are dropped: their storage is not freed only to be allocated again by the next
+    /// request).
     fn push(&self, span: SpanRecord) -> bool {
-        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        if spans.len() >= self.capacity {
-            drop(spans);
-            self.recycle_one(span);
-            return false;
+        let mut queued = self.lock();
+        let accepted = queued.spans < self.capacity;
+        let mut full = false;
+        if accepted {
+            let open = queued
+                .batches
+                .back()
+                .is_some_and(|batch| batch.spans < MAX_BATCH);
+            if !open {
+                let mut buf = queued.spare_buffers.pop().unwrap_or_default();
+                self.encoder.open(&mut buf, MAX_BATCH);
+                queued.batches.push_back(Batch {
+                    buf,
+                    spans: 0,
+                    clock: Clock::now(),
+                });
+            }
+            queued.spans += 1;
+            if let Some(batch) = queued.batches.back_mut() {
+                append_span(&mut batch.buf, &span, &batch.clock);
+                batch.spans += 1;
+                full = batch.spans == MAX_BATCH;
+            }
         }
-        spans.push(span);
-        let queued = spans.len();
-        drop(spans);
-        if queued == MAX_BATCH {
+        let storage = span.draft.into_storage();
+        let kept = queued.spare.len() < MAX_BATCH && storage.is_usual();
+        if kept {
+            queued.spare.push(storage);
+        }
+        drop(queued);
+        if full {
             self.batch_ready.notify_one();
         }
-        true
+        // What is not kept (a long span's storage, or too many spare) is freed outside the
+        // lock, here.
+        accepted
     }
 
-    /// Moves up to [`MAX_BATCH`] spans, oldest first, into `batch` (empty); returns whether
-    /// more are left.
-    pub(crate) fn take(&self, batch: &mut Vec<SpanRecord>) -> bool {
-        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        if spans.len() <= MAX_BATCH && batch.is_empty() {
-            // The usual case: the queue's storage becomes the batch and the batch's
-            // (emptied, same capacity) the queue.
-            std::mem::swap(&mut *spans, batch);
-            false
-        } else {
-            let n = spans.len().min(MAX_BATCH.saturating_sub(batch.len()));
-            batch.extend(spans.drain(..n));
-            !spans.is_empty()
+    /// The oldest batch, full or not, and whether more are queued after it.
+    pub(crate) fn take(&self) -> Option<(Batch, bool)> {
+        let mut queued = self.lock();
+        let batch = queued.batches.pop_front()?;
+        queued.spans -= batch.spans;
+        Some((batch, !queued.batches.is_empty()))
+    }
+
+    /// The request of a taken batch.
+    fn close(&self, batch: Batch, framing: Framing) -> Bytes {
+        self.encoder.close(batch.buf, framing)
+    }
+
+    /// The spans of every queued batch, taken, as the collector decodes them.
+    #[cfg(test)]
+    pub(crate) fn decode_for_test(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        std::iter::from_fn(|| self.take())
+            .flat_map(|(batch, _)| {
+                ExportTraceServiceRequest::decode(self.close(batch, Framing::None))
+                    .expect("a batch decodes")
+                    .resource_spans
+            })
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .collect()
+    }
+
+    /// Keeps the buffer of a sent request for the next batches, when nothing else holds it.
+    fn recycle(&self, request: Bytes) {
+        let Ok(mut buf) = request.try_into_mut() else {
+            return;
+        };
+        buf.clear();
+        let buf = Vec::from(buf);
+        let mut queued = self.lock();
+        if queued.spare_buffers.len() < SPARE_BUFFERS {
+            queued.spare_buffers.push(buf);
         }
     }
 }
@@ -215,7 +267,7 @@ impl SpanSink {
     /// A sink whose spans the test takes from the returned queue.
     #[cfg(test)]
     pub(crate) fn for_test(metrics: Metrics) -> (Self, Arc<SpanQueue>) {
-        let queue = Arc::new(SpanQueue::new(64));
+        let queue = Arc::new(SpanQueue::new(64, test_encoder()));
         (Self::new(Some(queue.clone()), metrics), queue)
     }
 
@@ -253,12 +305,13 @@ impl SpanSink {
 #[derive(Clone)]
 enum OtlpClient {
     Grpc {
-        /// Traces go through [`Encoded`]: one encoding per batch, whatever the retries.
-        traces: tonic::client::Grpc<Channel>,
+        /// Traces are posted on the channel as they are encoded (see [`grpc_unary`]).
+        channel: Channel,
         metrics: MetricsServiceClient<Channel>,
     },
     Http {
-        client: Client<HttpConnector, Full<Bytes>>,
+        /// Boxed: twice the size of the gRPC variant's fields.
+        client: Box<Client<HttpConnector, Full<Bytes>>>,
         traces: Uri,
         metrics: Uri,
     },
@@ -284,7 +337,7 @@ impl OtlpClient {
                     .timeout(EXPORT_TIMEOUT)
                     .connect_lazy();
                 Ok(OtlpClient::Grpc {
-                    traces: tonic::client::Grpc::new(channel.clone()),
+                    channel: channel.clone(),
                     metrics: MetricsServiceClient::new(channel),
                 })
             }
@@ -298,7 +351,7 @@ impl OtlpClient {
                 let mut connector = HttpConnector::new();
                 connector.set_connect_timeout(Some(Duration::from_secs(5)));
                 Ok(OtlpClient::Http {
-                    client: Client::builder(TokioExecutor::new()).build(connector),
+                    client: Box::new(Client::builder(TokioExecutor::new()).build(connector)),
                     traces: url("/v1/traces")?,
                     metrics: url("/v1/metrics")?,
                 })
@@ -306,25 +359,21 @@ impl OtlpClient {
         }
     }
 
-    /// Sends an encoded `ExportTraceServiceRequest` (a retry resends the same bytes).
+    /// How trace requests are framed for [`OtlpClient::export_traces`].
+    fn framing(&self) -> Framing {
+        match self {
+            OtlpClient::Grpc { .. } => Framing::Grpc,
+            OtlpClient::Http { .. } => Framing::None,
+        }
+    }
+
+    /// Sends an encoded `ExportTraceServiceRequest`, framed as [`OtlpClient::framing`] says
+    /// (a retry resends the same bytes).
     async fn export_traces(&mut self, request: Bytes) -> Result<(), Failure> {
         match self {
-            OtlpClient::Grpc { traces, .. } => {
-                traces.ready().await.map_err(|error| {
-                    grpc_failure(tonic::Status::unknown(format!(
-                        "Service was not ready: {error}"
-                    )))
-                })?;
-                traces
-                    .unary(
-                        tonic::Request::new(request),
-                        http::uri::PathAndQuery::from_static(TRACE_EXPORT_PATH),
-                        Encoded::<ExportTraceServiceResponse>::default(),
-                    )
-                    .await
-                    .map(drop)
-                    .map_err(grpc_failure)
-            }
+            OtlpClient::Grpc { channel, .. } => grpc_unary(channel, TRACE_EXPORT_PATH, request)
+                .await
+                .map_err(grpc_failure),
             OtlpClient::Http { client, traces, .. } => {
                 http_post(client, traces.clone(), request).await
             }
@@ -358,62 +407,67 @@ impl OtlpClient {
 /// The gRPC method of OTLP trace export.
 const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// A gRPC codec whose request is an already encoded protobuf message and whose response is
-/// decoded as `R`. A span batch is encoded once and resent as is on retries; the generated
-/// client takes the message by value, so every try needed a clone of the whole batch (and its
-/// drop), about a quarter of a span's cost on the proxy.
-struct Encoded<R>(std::marker::PhantomData<fn() -> R>);
+/// A unary gRPC call whose request body (`framed`: the gRPC prefix and the message) is
+/// encoded already; the response message is not read. A batch is encoded once, straight into
+/// the bytes that go on the wire, and resent as is on retries: tonic's client would copy every
+/// ~350 KB batch into a buffer of its own (its codec writes each message into its encode
+/// buffer), so it is used here for the connection only. The status is read as tonic's client
+/// reads it: `grpc-status` in the headers (trailers-only) or the trailers, else inferred from
+/// the HTTP status.
+async fn grpc_unary(
+    channel: &mut Channel,
+    path: &'static str,
+    framed: Bytes,
+) -> Result<(), tonic::Status> {
+    use http_body_util::BodyExt as _;
+    use tonic::codegen::Service as _;
 
-impl<R> Default for Encoded<R> {
-    fn default() -> Self {
-        Encoded(std::marker::PhantomData)
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|error| tonic::Status::unknown(format!("Service was not ready: {error}")))?;
+    let mut request = http::Request::new(tonic::body::Body::new(Full::new(framed)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = Uri::from_static(path);
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|error| tonic::Status::from_error(Box::new(error)))?;
+    let status = response.status();
+    if let Some(grpc) = tonic::Status::from_header_map(response.headers()) {
+        return grpc_result(grpc);
+    }
+    let body = response.into_body().collect().await?;
+    match body.trailers().and_then(tonic::Status::from_header_map) {
+        Some(grpc) => grpc_result(grpc),
+        None => Err(tonic::Status::new(
+            // gRPC's mapping of HTTP statuses (doc/http-grpc-status-mapping.md), as tonic's.
+            match status {
+                http::StatusCode::BAD_REQUEST => tonic::Code::Internal,
+                http::StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+                http::StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+                http::StatusCode::NOT_FOUND => tonic::Code::Unimplemented,
+                http::StatusCode::TOO_MANY_REQUESTS
+                | http::StatusCode::BAD_GATEWAY
+                | http::StatusCode::SERVICE_UNAVAILABLE
+                | http::StatusCode::GATEWAY_TIMEOUT => tonic::Code::Unavailable,
+                _ => tonic::Code::Unknown,
+            },
+            format!("HTTP {status} without grpc-status"),
+        )),
     }
 }
 
-impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for Encoded<R> {
-    type Encode = Bytes;
-    type Decode = R;
-    type Encoder = EncodedEncoder;
-    type Decoder = MessageDecoder<R>;
-
-    fn encoder(&mut self) -> EncodedEncoder {
-        EncodedEncoder
-    }
-
-    fn decoder(&mut self) -> MessageDecoder<R> {
-        MessageDecoder(std::marker::PhantomData)
-    }
-}
-
-struct EncodedEncoder;
-
-impl tonic::codec::Encoder for EncodedEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
+fn grpc_result(status: tonic::Status) -> Result<(), tonic::Status> {
+    if status.code() == tonic::Code::Ok {
         Ok(())
-    }
-}
-
-struct MessageDecoder<R>(std::marker::PhantomData<fn() -> R>);
-
-impl<R: prost::Message + Default> tonic::codec::Decoder for MessageDecoder<R> {
-    type Item = R;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<R>, tonic::Status> {
-        R::decode(src)
-            .map(Some)
-            .map_err(|error| tonic::Status::internal(error.to_string()))
+    } else {
+        Err(status)
     }
 }
 
@@ -488,12 +542,14 @@ impl Exporter {
         metrics: Metrics,
     ) -> Result<(SpanSink, Exporter), ExportError> {
         let client = OtlpClient::new(config)?;
-        let queue = Arc::new(SpanQueue::new(config.span_queue_capacity));
+        let queue = Arc::new(SpanQueue::new(
+            config.span_queue_capacity,
+            BatchEncoder::new(&resource, &scope()),
+        ));
         let (stop, stop_rx) = watch::channel(false);
         let span_task = tokio::spawn(export_spans(
             queue.clone(),
             client.clone(),
-            resource.clone(),
             metrics.clone(),
             stop_rx.clone(),
         ));
@@ -527,12 +583,9 @@ impl Exporter {
 async fn export_spans(
     queue: Arc<SpanQueue>,
     mut client: OtlpClient,
-    resource: Resource,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
 ) {
-    let encoder = BatchEncoder::new(&resource, &scope());
-    let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     let mut closed = false;
     let mut tick = tokio::time::interval(BATCH_DELAY);
@@ -553,16 +606,11 @@ async fn export_spans(
             closed = true;
         }
         // Everything queued goes, a batch at a time.
-        loop {
-            let more = queue.take(&mut batch);
-            if batch.is_empty() {
-                break;
-            }
+        while let Some((batch, more)) = queue.take() {
             send_spans(
                 &mut client,
-                &encoder,
                 &queue,
-                &mut batch,
+                batch,
                 &metrics,
                 &mut stop,
                 &mut stopping,
@@ -575,20 +623,18 @@ async fn export_spans(
     }
 }
 
-/// Sends a batch, retrying while that can help; the batch is empty afterwards.
+/// Sends a batch, retrying while that can help.
 async fn send_spans(
     client: &mut OtlpClient,
-    encoder: &BatchEncoder,
     queue: &SpanQueue,
-    batch: &mut Vec<SpanRecord>,
+    batch: Batch,
     metrics: &Metrics,
     stop: &mut watch::Receiver<bool>,
     stopping: &mut bool,
 ) {
-    metrics.span_queue_depth.sub(batch.len() as i64);
-    let count = batch.len() as u64;
-    let request = encoder.encode(batch, &Clock::now());
-    queue.recycle(batch);
+    let count = batch.spans as u64;
+    metrics.span_queue_depth.sub(count as i64);
+    let request = queue.close(batch, client.framing());
     // Retry a retryable failure with backoff while the queue keeps
     // filling (and, once full, dropping): memory stays bounded and the
     // request path never waits. On shutdown, one last try.
@@ -625,6 +671,7 @@ async fn send_spans(
             }
         }
     }
+    queue.recycle(request);
 }
 
 async fn push_metrics(
@@ -761,6 +808,12 @@ fn labels(pairs: &[prometheus::proto::LabelPair]) -> Vec<KeyValue> {
         .collect()
 }
 
+/// The encoder of the test queues: no resource.
+#[cfg(test)]
+pub(crate) fn test_encoder() -> BatchEncoder {
+    BatchEncoder::new(&Resource::default(), &scope())
+}
+
 fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: "weft-proxy".into(),
@@ -800,6 +853,8 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     use tokio::time::Instant;
 
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
     use super::*;
     use crate::telemetry::SpanDraft;
     use crate::telemetry::span::Outcome;
@@ -823,12 +878,31 @@ mod tests {
         }
     }
 
-    fn attempts(batch: &[SpanRecord]) -> Vec<i64> {
-        batch
+    /// The batch's spans as the collector decodes them.
+    fn spans(queue: &SpanQueue, batch: Batch) -> Vec<Span> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        ExportTraceServiceRequest::decode(queue.close(batch, Framing::None))
+            .expect("a batch decodes")
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .collect()
+    }
+
+    fn attempts(spans: &[Span]) -> Vec<i64> {
+        spans
             .iter()
-            .map(|span| match span.draft.attributes[2].value {
-                crate::telemetry::span::Value::Int(attempt) => attempt,
-                other => panic!("{other:?}"),
+            .map(|span| {
+                let attempt = span
+                    .attributes
+                    .iter()
+                    .find(|a| a.key == "weft.retry.attempt")
+                    .and_then(|a| a.value.as_ref()?.value.as_ref());
+                match attempt {
+                    Some(any_value::Value::IntValue(attempt)) => *attempt,
+                    other => panic!("{other:?}"),
+                }
             })
             .collect()
     }
@@ -836,7 +910,7 @@ mod tests {
     #[test]
     fn the_queue_is_bounded_and_counts_what_it_drops() {
         let metrics = Metrics::new().unwrap();
-        let queue = Arc::new(SpanQueue::new(3));
+        let queue = Arc::new(SpanQueue::new(3, test_encoder()));
         let sink = SpanSink::new(Some(queue.clone()), metrics.clone());
         for attempt in 0..5 {
             sink.record(record(attempt));
@@ -849,27 +923,25 @@ mod tests {
                 .get(),
             2
         );
-        let mut batch = Vec::new();
-        assert!(!queue.take(&mut batch));
-        assert_eq!(attempts(&batch), [0, 1, 2]);
+        let (batch, more) = queue.take().expect("a batch");
+        assert!(!more);
+        assert_eq!(batch.spans, 3);
+        assert_eq!(attempts(&spans(&queue, batch)), [0, 1, 2]);
+        assert!(queue.take().is_none());
         // Taken spans make room again.
         sink.record(record(5));
-        batch.clear();
-        assert!(!queue.take(&mut batch));
-        assert_eq!(attempts(&batch), [5]);
+        let (batch, _) = queue.take().expect("a batch");
+        assert_eq!(attempts(&spans(&queue, batch)), [5]);
     }
 
     #[test]
-    fn drafts_reuse_the_storage_of_exported_spans() {
+    fn a_recorded_span_leaves_its_storage_to_the_next_draft() {
         let metrics = Metrics::new().unwrap();
-        let queue = Arc::new(SpanQueue::new(8));
+        let queue = Arc::new(SpanQueue::new(8, test_encoder()));
         let sink = SpanSink::new(Some(queue.clone()), metrics);
-        sink.record(record(0));
-        let mut batch = Vec::new();
-        queue.take(&mut batch);
-        let text = batch[0].draft.text.as_ptr();
-        queue.recycle(&mut batch);
-        assert!(batch.is_empty());
+        let recorded = record(0);
+        let text = recorded.draft.text.as_ptr();
+        sink.record(recorded);
         let context = SpanContext::sampled(None);
         let draft = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
         assert_eq!(draft.text.as_ptr(), text);
@@ -878,18 +950,25 @@ mod tests {
         // None spare: a new one.
         let other = sink.draft(&context, SpanKind::Server, &http::Method::POST, "/b");
         assert_ne!(other.text.as_ptr(), text);
+        // The queued span was encoded before its storage was reused.
+        let (batch, _) = queue.take().expect("a batch");
+        let spans = spans(&queue, batch);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].name, "GET /");
     }
 
     #[test]
     fn a_dropped_span_leaves_its_storage_to_the_next_draft() {
         let metrics = Metrics::new().unwrap();
-        let queue = Arc::new(SpanQueue::new(1));
+        let queue = Arc::new(SpanQueue::new(1, test_encoder()));
         let sink = SpanSink::new(Some(queue.clone()), metrics);
         sink.record(record(0));
+        // The first span's storage is spare now: this draft takes it.
+        let context = SpanContext::sampled(None);
+        let _taken = sink.draft(&context, SpanKind::Client, &http::Method::GET, "/");
         let dropped = record(1);
         let text = dropped.draft.text.as_ptr();
         sink.record(dropped);
-        let context = SpanContext::sampled(None);
         let draft = sink.draft(&context, SpanKind::Client, &http::Method::GET, "/c");
         assert_eq!(draft.text.as_ptr(), text);
         assert_eq!(draft.name(), "GET /c");
@@ -897,21 +976,151 @@ mod tests {
 
     #[test]
     fn a_backlog_is_taken_a_batch_at_a_time_oldest_first() {
-        let queue = SpanQueue::new(MAX_BATCH * 3);
+        let queue = SpanQueue::new(MAX_BATCH * 3, test_encoder());
         for attempt in 0..(MAX_BATCH * 2 + 10) as i64 {
             assert!(queue.push(record(attempt)));
         }
-        let mut batch = Vec::new();
         let mut taken = Vec::new();
-        loop {
-            let more = queue.take(&mut batch);
-            assert!(batch.len() <= MAX_BATCH);
-            taken.extend(attempts(&batch));
-            batch.clear();
-            if !more {
-                break;
-            }
+        let mut sizes = Vec::new();
+        while let Some((batch, more)) = queue.take() {
+            sizes.push(batch.spans);
+            taken.extend(attempts(&spans(&queue, batch)));
+            assert_eq!(more, sizes.len() < 3);
         }
+        assert_eq!(sizes, [MAX_BATCH, MAX_BATCH, 10]);
         assert_eq!(taken, (0..(MAX_BATCH * 2 + 10) as i64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_wakes_the_export_task() {
+        let queue = SpanQueue::new(MAX_BATCH * 2, test_encoder());
+        for attempt in 0..MAX_BATCH as i64 - 1 {
+            queue.push(record(attempt));
+        }
+        let notified = queue.batch_ready.notified();
+        tokio::pin!(notified);
+        assert!(poll_once(notified.as_mut()).is_pending());
+        queue.push(record(0));
+        assert!(poll_once(notified.as_mut()).is_ready());
+    }
+
+    fn poll_once<F: std::future::Future>(
+        future: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        future.poll(&mut context)
+    }
+
+    #[test]
+    fn a_sent_batch_leaves_its_buffer_to_the_next_batch() {
+        let queue = SpanQueue::new(8, test_encoder());
+        queue.push(record(0));
+        let (batch, _) = queue.take().expect("a batch");
+        let request = queue.close(batch, Framing::Grpc);
+        let at = request.as_ptr();
+        let held = request.clone();
+        // Still held elsewhere (h2 has not written it yet): not taken back.
+        queue.recycle(request);
+        assert!(queue.lock().spare_buffers.is_empty());
+        queue.recycle(held);
+        queue.push(record(1));
+        let (batch, _) = queue.take().expect("a batch");
+        assert!(
+            batch.buf.as_ptr() <= at && at < batch.buf.as_ptr().wrapping_add(batch.buf.capacity())
+        );
+        assert_eq!(attempts(&spans(&queue, batch)), [1]);
+    }
+
+    /// A collector's trace service that answers with the given codes in turn and keeps the
+    /// spans it receives.
+    struct Collector {
+        codes: Mutex<VecDeque<tonic::Code>>,
+        received: Arc<Mutex<Vec<Span>>>,
+    }
+
+    #[tonic::async_trait]
+    impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+        for Collector
+    {
+        async fn export(
+            &self,
+            request: tonic::Request<
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+            >,
+        ) -> Result<
+            tonic::Response<
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+            >,
+            tonic::Status,
+        > {
+            let code = self
+                .codes
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(tonic::Code::Ok);
+            if code != tonic::Code::Ok {
+                return Err(tonic::Status::new(code, "refused"));
+            }
+            let spans = request
+                .into_inner()
+                .resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans);
+            self.received.lock().unwrap().extend(spans);
+            Ok(tonic::Response::new(Default::default()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_grpc_export_sends_the_encoded_batch_and_reads_the_status() {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let collector = Collector {
+            codes: Mutex::new(
+                [
+                    tonic::Code::Ok,
+                    tonic::Code::Unavailable,
+                    tonic::Code::InvalidArgument,
+                ]
+                .into(),
+            ),
+            received: received.clone(),
+        };
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming(incoming),
+        );
+        let mut client = OtlpClient::new(&ExportConfig {
+            endpoint,
+            protocol: OtlpProtocol::Grpc,
+            metrics_interval: Duration::from_secs(60),
+            span_queue_capacity: 8,
+        })
+        .unwrap();
+        assert_eq!(client.framing(), Framing::Grpc);
+        let queue = SpanQueue::new(8, test_encoder());
+        for attempt in 0..3 {
+            queue.push(record(attempt));
+        }
+        let (batch, _) = queue.take().unwrap();
+        let request = queue.close(batch, client.framing());
+
+        assert!(client.export_traces(request.clone()).await.is_ok());
+        assert_eq!(attempts(&received.lock().unwrap()), [0, 1, 2]);
+        let unavailable = client.export_traces(request.clone()).await.unwrap_err();
+        assert!(unavailable.retryable, "{}", unavailable.message);
+        let invalid = client.export_traces(request).await.unwrap_err();
+        assert!(!invalid.retryable, "{}", invalid.message);
+        assert_eq!(received.lock().unwrap().len(), 3);
     }
 }

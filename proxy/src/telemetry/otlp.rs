@@ -1,5 +1,5 @@
-//! The protobuf bytes of an OTLP `ExportTraceServiceRequest`, written straight from a batch of
-//! [`SpanRecord`]s.
+//! The protobuf bytes of an OTLP `ExportTraceServiceRequest`, written straight from
+//! [`SpanRecord`]s, one span at a time as each is recorded.
 //!
 //! Written by hand rather than through the prost-generated types: those own every string and
 //! byte array, so a span would have to be rebuilt as ~20 `KeyValue`s (two `String`s each) only
@@ -84,15 +84,30 @@ impl BatchEncoder {
 
     /// `ExportTraceServiceRequest { resource_spans: [{ resource, scope_spans: [{ scope, spans }] }] }`.
     pub fn encode(&self, spans: &[SpanRecord], clock: &Clock) -> Bytes {
-        // The outer lengths are known only at the end: the spans are written after a gap
-        // large enough for the heads, which are then written right before them.
-        let gap = self.resource.len() + 2 * (1 + 5) + 1 + 5;
-        let mut buf = Vec::with_capacity(gap + self.scope.len() + spans.len() * SPAN_BYTES);
-        buf.resize(gap, 0);
-        buf.extend_from_slice(&self.scope);
+        let mut buf = Vec::new();
+        self.open(&mut buf, spans.len());
         for span in spans {
-            message(&mut buf, 2, 2, |buf| encode_span(buf, span, clock));
+            append_span(&mut buf, span, clock);
         }
+        self.close(buf, Framing::None)
+    }
+
+    /// Starts a batch in `buf` (emptied) with room for `spans` usual spans: the spans are
+    /// appended with [`append_span`] after a gap for the outer heads, whose lengths are known
+    /// only once the batch is [closed](BatchEncoder::close).
+    pub fn open(&self, buf: &mut Vec<u8>, spans: usize) {
+        buf.clear();
+        buf.reserve(self.gap() + self.scope.len() + spans * SPAN_BYTES);
+        buf.resize(self.gap(), 0);
+        buf.extend_from_slice(&self.scope);
+    }
+
+    /// The request of a batch [opened](BatchEncoder::open) in `buf`: its heads are written
+    /// right before the spans, and the buffer becomes the `Bytes` as is (no copy). Framed
+    /// for gRPC, the request is preceded by the gRPC message prefix (uncompressed, length),
+    /// so that the bytes are the request's whole HTTP/2 body.
+    pub fn close(&self, mut buf: Vec<u8>, framing: Framing) -> Bytes {
+        let gap = self.gap();
         let scope_spans = buf.len() - gap;
         let mut head = Vec::with_capacity(gap);
         let resource_spans = self.resource.len() + 1 + varint_len(scope_spans as u64) + scope_spans;
@@ -101,13 +116,42 @@ impl BatchEncoder {
         head.extend_from_slice(&self.resource);
         key(&mut head, 2, LEN);
         varint(&mut head, scope_spans as u64);
-        let start = gap - head.len();
+        let mut start = gap - head.len();
         buf[start..gap].copy_from_slice(&head);
-        // The buffer becomes the `Bytes` as is: no copy.
+        if framing == Framing::Grpc {
+            let message = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+            start -= GRPC_PREFIX;
+            buf[start] = 0;
+            buf[start + 1..start + GRPC_PREFIX].copy_from_slice(&message.to_be_bytes());
+        }
         let mut bytes = Bytes::from(buf);
         bytes::Buf::advance(&mut bytes, start);
         bytes
     }
+
+    /// Room for the heads: the gRPC prefix, the resource, and two keys and lengths of up to
+    /// 5 bytes each.
+    fn gap(&self) -> usize {
+        GRPC_PREFIX + self.resource.len() + 2 * (1 + 5)
+    }
+}
+
+/// How a closed batch is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// The protobuf message alone (an OTLP/HTTP body).
+    None,
+    /// Preceded by the gRPC message prefix (an OTLP/gRPC body).
+    Grpc,
+}
+
+/// A gRPC message's prefix: a compressed flag and a 4-byte big-endian length.
+const GRPC_PREFIX: usize = 5;
+
+/// Appends `span` to a batch [opened](BatchEncoder::open) in `buf` (`ScopeSpans.spans`, 2),
+/// its instants converted by `clock`.
+pub fn append_span(buf: &mut Vec<u8>, span: &SpanRecord, clock: &Clock) {
+    message(buf, 2, 2, |buf| encode_span(buf, span, clock));
 }
 
 /// Bytes a span usually takes (a proxy span is 500–700): the batch buffer is sized once.
@@ -373,22 +417,6 @@ fn decimal(mut value: u16, digits: &mut [u8; 5]) -> &str {
         }
     }
     std::str::from_utf8(&digits[at..]).unwrap_or("0")
-}
-
-/// The spans of `records` as the collector decodes them (tests of the request path).
-#[cfg(test)]
-pub(crate) fn decode_for_test(
-    records: &[SpanRecord],
-) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    let encoder = BatchEncoder::new(&Resource::default(), &InstrumentationScope::default());
-    ExportTraceServiceRequest::decode(encoder.encode(records, &Clock::now()))
-        .expect("a batch decodes")
-        .resource_spans
-        .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-        .collect()
 }
 
 #[cfg(test)]
@@ -678,6 +706,46 @@ mod tests {
                 encoder.encode(&spans[1..], &clock)
             );
         }
+    }
+
+    /// Framed for gRPC, a batch is the gRPC message prefix (uncompressed, big-endian length)
+    /// and then the very same request.
+    #[test]
+    fn a_grpc_framed_batch_is_the_prefix_and_the_request() {
+        let resource = Resource {
+            attributes: vec![string_attribute("service.name", "web")],
+            ..Default::default()
+        };
+        let encoder = BatchEncoder::new(&resource, &InstrumentationScope::default());
+        let clock = Clock::now();
+        let context = context(None, None);
+        let spans: Vec<_> = (0..3)
+            .map(|n| SpanRecord {
+                draft: SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a"),
+                start: clock.instant,
+                end: clock.instant,
+                outcome: Outcome {
+                    code: 200,
+                    flags: "-",
+                    error: None,
+                    request_bytes: n,
+                    response_bytes: 2,
+                },
+            })
+            .collect();
+        let plain = encoder.encode(&spans, &clock);
+        let mut buf = vec![1; 7];
+        encoder.open(&mut buf, 1);
+        for span in &spans {
+            append_span(&mut buf, span, &clock);
+        }
+        let framed = encoder.close(buf, Framing::Grpc);
+        assert_eq!(framed[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize,
+            plain.len()
+        );
+        assert_eq!(framed[5..], plain[..]);
     }
 
     #[test]

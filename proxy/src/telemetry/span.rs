@@ -6,7 +6,8 @@
 //! `String` holding every text value (the name first, then the values copied in), and one
 //! `Vec` of attributes whose keys are `&'static str` and whose values are static strings,
 //! integers or ranges of that text. The outcome (code, flags, sizes, error) stays as plain
-//! fields until [`super::otlp`] writes the protobuf bytes of a whole batch.
+//! fields until the span is recorded, when [`super::otlp`] writes its protobuf bytes into the
+//! open batch.
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use tokio::time::Instant;
@@ -104,9 +105,9 @@ const ATTRIBUTES: usize = 24;
 /// Text a span usually holds; more grows the string once.
 const TEXT: usize = 240;
 
-/// The two allocations of a span, its text and its attributes, empty: the export task hands
-/// them back once a span is encoded (see `SpanSink::draft`), so that a span costs no
-/// allocation on the request path and no free on the export task.
+/// The two allocations of a span, its text and its attributes, empty: the span queue keeps
+/// them once the span is encoded, when it is recorded (see `SpanSink::draft`), so that a span
+/// costs no allocation on the request path.
 #[derive(Debug)]
 pub(crate) struct Storage {
     text: String,
