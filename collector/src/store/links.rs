@@ -11,9 +11,9 @@
 //! a transaction-level advisory lock per trace) so that a pair split across
 //! two concurrent transactions is seen by the later one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::Span;
+use super::{Span, SpanId, TraceId};
 
 /// The bucket width of `dependency_links`.
 pub(crate) const MINUTE_NANO: i64 = 60_000_000_000;
@@ -74,6 +74,27 @@ impl<'a> From<&'a Span> for LinkView<'a> {
             start_unix_nano: span.start_unix_nano,
         }
     }
+}
+
+/// The positions of the spans of a batch (`keys`, in order) to insert: the
+/// first of each (trace id, span id) of the batch, unless it is among the
+/// `stored` spans of the batch's traces (writes are idempotent).
+pub(crate) fn spans_to_insert(
+    keys: impl Iterator<Item = (TraceId, SpanId)>,
+    stored: &[LinkSpan],
+) -> Vec<usize> {
+    let stored: HashSet<(&[u8], &[u8])> = stored
+        .iter()
+        .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
+        .collect();
+    let mut seen = HashSet::new();
+    keys.enumerate()
+        .filter(|(_, (trace_id, span_id))| {
+            seen.insert((*trace_id, *span_id))
+                && !stored.contains(&(trace_id.0.as_slice(), span_id.0.as_slice()))
+        })
+        .map(|(index, _)| index)
+        .collect()
 }
 
 /// The span columns [`LinkSpan`] is read from, in order.
@@ -177,6 +198,17 @@ pub(crate) fn lock_key(trace_id: &[u8]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first of each (trace, span) of a batch is inserted, unless stored.
+    #[test]
+    fn a_batch_inserts_each_new_span_once() {
+        let key = |trace: u8, id: u8| (TraceId([trace; 16]), SpanId([id; 8]));
+        let mut stored = span(2, None, "web", 2, 0);
+        stored.trace_id = vec![7; 16];
+        let batch = [key(7, 1), key(7, 2), key(7, 1), key(8, 2), key(8, 2)];
+        assert_eq!(spans_to_insert(batch.into_iter(), &[stored]), [0, 3]);
+        assert_eq!(spans_to_insert(batch.into_iter(), &[]), [0, 1, 3]);
+    }
 
     fn span(id: u8, parent: Option<u8>, service: &str, kind: i32, status: i32) -> LinkSpan {
         LinkSpan {

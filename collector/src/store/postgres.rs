@@ -13,7 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::links::{
-    LinkChanges, LinkSpan, LinkView, effective_changes, link_span, links_touching, lock_key, minute,
+    LinkChanges, LinkSpan, LinkView, effective_changes, link_span, links_touching, lock_key,
+    minute, spans_to_insert,
 };
 use super::row::{
     PointColumns, SpanValues, from_json, labels_json, order_by_request, span_row, to_json,
@@ -554,14 +555,6 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let rows = SpanValues::from_spans(spans)?;
-        // The first of each (trace id, span id): the one that gets stored.
-        let mut seen = HashSet::with_capacity(spans.len());
-        let mut new: Vec<usize> = Vec::with_capacity(spans.len());
-        for (index, span) in spans.iter().enumerate() {
-            if seen.insert((span.trace_id, span.span_id)) {
-                new.push(index);
-            }
-        }
         let mut tx = self.pool.begin().await?;
         // Writers of the same traces one after the other: the later one sees
         // the spans of the earlier one and counts the links they complete.
@@ -578,16 +571,10 @@ impl Store for PostgresStore {
         let known = stored_traces(&mut tx, &trace_ids).await?;
         let known_nos: Vec<i64> = known.values().map(|trace| trace.trace_no).collect();
         let stored = link_spans(&mut tx, &known_nos).await?;
-        if !stored.is_empty() {
-            let stored_ids: HashSet<(&[u8], &[u8])> = stored
-                .iter()
-                .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
-                .collect();
-            new.retain(|&index| {
-                let span = &spans[index];
-                !stored_ids.contains(&(span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
-            });
-        }
+        let new = spans_to_insert(
+            spans.iter().map(|span| (span.trace_id, span.span_id)),
+            &stored,
+        );
         // Only spans actually stored name operations and remote services (a
         // retried duplicate with another name must not add one).
         let mut operations = HashSet::new();

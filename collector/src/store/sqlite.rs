@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::links::{
     LINK_SPAN_COLUMNS, LinkChanges, LinkSpan, LinkView, effective_changes, link_span,
-    links_touching, minute,
+    links_touching, minute, spans_to_insert,
 };
 use super::row::{
     Interner, PointColumns, SpanValues, labels_json, order_by_request, span_row, to_json,
@@ -806,14 +806,6 @@ async fn write_group(
     mut values: Vec<SpanValues>,
     facts: &[SpanFacts],
 ) -> Result<(), StoreError> {
-    // The first of each (trace id, span id): the one that gets stored.
-    let mut seen = HashSet::with_capacity(facts.len());
-    let mut new = Vec::with_capacity(facts.len());
-    for (index, span) in facts.iter().enumerate() {
-        if seen.insert((span.trace_id, span.span_id)) {
-            new.push(index);
-        }
-    }
     let mut trace_ids: Vec<&[u8]> = facts
         .iter()
         .map(|span| span.trace_id.0.as_slice())
@@ -830,16 +822,10 @@ async fn write_group(
     let known = stored_traces(&mut tx, &trace_ids).await?;
     let known_nos: Vec<i64> = known.values().map(|trace| trace.trace_no).collect();
     let stored = link_spans(&mut tx, &known_nos).await?;
-    if !stored.is_empty() {
-        let stored_ids: HashSet<(&[u8], &[u8])> = stored
-            .iter()
-            .map(|span| (span.trace_id.as_slice(), span.span_id.as_slice()))
-            .collect();
-        new.retain(|&index| {
-            let span = &facts[index];
-            !stored_ids.contains(&(span.trace_id.0.as_slice(), span.span_id.0.as_slice()))
-        });
-    }
+    let new = spans_to_insert(
+        facts.iter().map(|span| (span.trace_id, span.span_id)),
+        &stored,
+    );
     if new.len() < values.len() {
         let mut keep = vec![false; values.len()];
         for &index in &new {
