@@ -4,8 +4,19 @@
 //! ```text
 //! cargo run --release -p weft-collector --example bench -- \
 //!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
-//!     [--lazy true] [--random-ids true] [--drop-indexes spans_start,...]
+//!     [--lazy true] [--random-ids true] [--shape app|proxy] [--drop-indexes spans_start,...]
 //! ```
+//!
+//! `--shape proxy` (ingest only, with `--queries 0`): the spans weft's
+//! proxies export instead of an app's. Each trace is one request through a
+//! pair of sidecars: a CLIENT span from the caller's outbound (`client`) and
+//! its child SERVER span from the callee's inbound (`server`), ~15
+//! attributes each, starts counting up as time does. Each proxy exports its
+//! own batches, so an export holds one span of each of `--batch` traces, and
+//! the two halves of a trace arrive in different exports: the server's
+//! exports lag the client's by half a batch, so half the traces arrive
+//! server span first (their start then moves earlier when the client span
+//! comes), as with two proxies flushing independently.
 //!
 //! `--queries 0` stops after the ingest (to profile the write path alone).
 //!
@@ -72,6 +83,8 @@ struct Args {
     /// Build each export just before sending it (for 10 M spans, which do
     /// not fit in memory pre-built); the build time then counts.
     lazy: bool,
+    /// `--shape proxy`: the spans of a pair of sidecars ([`proxy_request`]).
+    proxy: bool,
     /// SQLite indexes to drop before the ingest (comma-separated), to
     /// measure what each costs the writer. The searches need them: the
     /// query phase is meaningless with any dropped.
@@ -86,6 +99,7 @@ fn args() -> Args {
         clients: 4,
         queries: 200,
         lazy: false,
+        proxy: false,
         drop_indexes: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
@@ -100,6 +114,13 @@ fn args() -> Args {
             "--lazy" => args.lazy = value.parse().unwrap(),
             "--random-ids" => {
                 RANDOM_IDS.store(value.parse().unwrap(), std::sync::atomic::Ordering::Relaxed)
+            }
+            "--shape" => {
+                args.proxy = match value.as_str() {
+                    "app" => false,
+                    "proxy" => true,
+                    other => panic!("--shape app|proxy, not {other}"),
+                }
             }
             "--drop-indexes" => {
                 args.drop_indexes = value.split(',').map(str::to_owned).collect();
@@ -253,6 +274,118 @@ fn trace_request(index: usize, batch: usize, total: usize, base: u64) -> ExportT
                 schema_url: String::new(),
             })
             .collect(),
+    }
+}
+
+/// Export number `index` of a pair of sidecars (`--shape proxy`): even
+/// exports hold the client proxy's CLIENT spans of `batch` traces, odd ones
+/// the server proxy's SERVER spans of traces half a batch later (wrapping
+/// around at the end), so that half of each server export's traces are
+/// still missing their client span. `total` spans make `total / 2` traces.
+fn proxy_request(index: usize, batch: usize, total: usize, base: u64) -> ExportTraceServiceRequest {
+    let traces = (total / 2).max(1);
+    let server = index % 2 == 1;
+    let first = (index / 2) * batch + if server { batch / 2 } else { 0 };
+    let count = batch.min(traces.saturating_sub((index / 2) * batch));
+    let spans = (first..first + count)
+        .map(|at| proxy_span((at % traces) as u64, server, base))
+        .collect();
+    let (service, namespace) = if server {
+        ("server", "shop")
+    } else {
+        ("client", "shop")
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("service.name", service),
+                    text("service.version", "v1"),
+                    text("k8s.namespace.name", namespace),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: None,
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// Trace `n`'s span from the client proxy (CLIENT, the root) or from the
+/// server proxy (SERVER, its child), with the attributes weft's proxies set.
+fn proxy_span(n: u64, server: bool, base: u64) -> Span {
+    let int = |key: &str, value: i64| kv(key, any_value::Value::IntValue(value));
+    // One request every 300 µs, the server's span 100 µs into the client's.
+    let start = base + n * 300_000 + if server { 100_000 } else { 0 };
+    let duration = if server { 1_000_000 } else { 1_200_000 };
+    let span_id = |server: bool| ((n + 1) << 1 | u64::from(server)).to_be_bytes().to_vec();
+    let request_id = format!("{:016x}-{n:08x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut attributes = vec![
+        text("http.request.method", "GET"),
+        text("url.path", &format!("/items/{}", n % 100)),
+        text("server.address", "server.shop.svc.cluster.local"),
+        text("network.protocol.version", "1.1"),
+        text("guid:x-request-id", &request_id),
+    ];
+    if server {
+        attributes.extend([
+            text("url.scheme", "http"),
+            text("client.address", "127.0.0.1"),
+            text("weft.source.workload", "client"),
+            text("weft.source.namespace", "shop"),
+            text("weft.source.version", "v1"),
+            text(
+                "weft.source.principal",
+                "spiffe://cluster.local/ns/shop/sa/client",
+            ),
+        ]);
+    } else {
+        attributes.extend([
+            text("weft.route", "server-default"),
+            text(
+                "weft.upstream_cluster",
+                "outbound|80|v1|server.shop.svc.cluster.local",
+            ),
+            text("weft.subset", "v1"),
+            int("weft.retry.attempt", 0),
+            text("network.peer.address", "127.0.0.1:8080"),
+        ]);
+    }
+    attributes.extend([
+        int("http.response.status_code", 200),
+        text("weft.response_flags", "-"),
+        int("http.request.size", 96),
+        int("http.response.size", 1_100),
+    ]);
+    Span {
+        trace_id: trace_id_of(n).to_vec(),
+        span_id: span_id(server),
+        parent_span_id: if server { span_id(false) } else { Vec::new() },
+        name: "GET /items".to_owned(),
+        kind: if server { 2 } else { 3 },
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + duration,
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// Export `index` of the chosen shape.
+fn export_request(
+    proxy: bool,
+    index: usize,
+    batch: usize,
+    total: usize,
+    base: u64,
+) -> ExportTraceServiceRequest {
+    if proxy {
+        proxy_request(index, batch, total, base)
+    } else {
+        trace_request(index, batch, total, base)
     }
 }
 
@@ -519,7 +652,12 @@ async fn main() {
     let http = format!("http://{}", collector.http_addr());
 
     let base = now_nanos() - 3_600_000_000_000;
-    let exports = args.spans.div_ceil(args.batch);
+    let exports = if args.proxy {
+        // Two exports (one per proxy) per `batch` traces of 2 spans.
+        2 * (args.spans / 2).div_ceil(args.batch)
+    } else {
+        args.spans.div_ceil(args.batch)
+    };
     // Client c sends exports c, c + clients, c + 2 × clients, ...
     let mut chunks: Vec<Vec<Bytes>> = vec![Vec::new(); args.clients];
     if !args.lazy {
@@ -529,7 +667,7 @@ async fn main() {
         );
         for index in 0..exports {
             chunks[index % args.clients].push(Bytes::from(
-                trace_request(index, args.batch, args.spans, base).encode_to_vec(),
+                export_request(args.proxy, index, args.batch, args.spans, base).encode_to_vec(),
             ));
         }
         println!("{exports} exports");
@@ -546,6 +684,7 @@ async fn main() {
     for (client_index, chunk) in chunks.into_iter().enumerate() {
         let grpc = grpc.clone();
         let (lazy, clients, batch, total) = (args.lazy, args.clients, args.batch, args.spans);
+        let proxy = args.proxy;
         tasks.push(tokio::spawn(async move {
             let channel = tonic::transport::Endpoint::from_shared(grpc)
                 .unwrap()
@@ -558,7 +697,7 @@ async fn main() {
             let mut retried = 0u64;
             let requests: Box<dyn Iterator<Item = Bytes> + Send> = if lazy {
                 Box::new((client_index..exports).step_by(clients).map(move |index| {
-                    Bytes::from(trace_request(index, batch, total, base).encode_to_vec())
+                    Bytes::from(export_request(proxy, index, batch, total, base).encode_to_vec())
                 }))
             } else {
                 Box::new(chunk.into_iter())
