@@ -86,14 +86,23 @@ async fn analyzes(url: String) {
         );
     }
     // The planner now knows the spans' trace ids: one statistics row each
-    // for the columns of `spans`.
-    let distinct: f32 = sqlx::query_scalar(
-        "SELECT n_distinct FROM pg_stats WHERE schemaname = current_schema() \
-         AND tablename = 'spans' AND attname = 'trace_id'",
-    )
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
+    // for the columns of `spans`. (The server counts an ANALYZE in
+    // `last_analyze` before its transaction commits the statistics rows:
+    // those may show up a moment later.)
+    let distinct: f32 = loop {
+        let distinct: Option<f32> = sqlx::query_scalar(
+            "SELECT n_distinct FROM pg_stats WHERE schemaname = current_schema() \
+             AND tablename = 'spans' AND attname = 'trace_id'",
+        )
+        .fetch_optional(&mut db)
+        .await
+        .unwrap();
+        match distinct {
+            Some(distinct) => break distinct,
+            None if Instant::now() > deadline => panic!("no statistics for spans.trace_id"),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
     // (n_distinct is negative when it is a share of the rows: 1,200 of 3,600.)
     assert!(
         (distinct - 1200.0).abs() < 1.0 || (distinct + 1.0 / 3.0).abs() < 0.01,
