@@ -25,7 +25,7 @@ use super::row::{
 };
 use super::row::{operation_rows, peer_service};
 use super::search;
-use super::summary::{self, StoredTrace, TraceDelta, summary_trace_id};
+use super::summary::{self, StoredTrace, TraceDelta};
 use super::{
     DependencyLink, FoundTraces, MetricSeries, NumberPoint, Operation, SeriesWindow, Span, SpanId,
     SpanKind, StatusCode, Store, StoreError, Temporality, TraceId, TraceQuery, migrate,
@@ -95,25 +95,34 @@ const DELETE_OLDEST_SPANS: &str = "DELETE FROM spans WHERE rowid IN (SELECT rowi
      ORDER BY start_unix_nano LIMIT ?1) RETURNING trace_id, span_id, parent_span_id, service_name, \
      kind, status_code, start_unix_nano, trace_no";
 
-/// Merges a batch's share of trace summaries into the stored ones; returns
-/// each trace's number (a new trace gets the next one).
-static UPSERT_SUMMARIES: Batched = Batched::new(
-    "INSERT INTO trace_summaries AS t (trace_id, start_unix_nano, end_unix_nano, duration_nano, \
-     span_count, error_count, root_service, root_operation) VALUES ",
-    "(?, ?, ?, ?, ?, ?, ?, ?)",
-    " ON CONFLICT (trace_id) DO UPDATE SET \
-     start_unix_nano = MIN(t.start_unix_nano, excluded.start_unix_nano), \
-     end_unix_nano = MAX(t.end_unix_nano, excluded.end_unix_nano), \
-     duration_nano = MAX(t.end_unix_nano, excluded.end_unix_nano) \
-         - MIN(t.start_unix_nano, excluded.start_unix_nano), \
-     span_count = t.span_count + excluded.span_count, \
-     error_count = t.error_count + excluded.error_count, \
-     root_service = COALESCE(t.root_service, excluded.root_service), \
-     root_operation = CASE WHEN t.root_service IS NULL THEN excluded.root_operation \
-         ELSE t.root_operation END \
-     RETURNING trace_id, trace_no",
-    [64, 8, 1],
+/// The summaries of a batch's new traces, numbered by the writer (the only
+/// one: the next numbers past the largest stored, as SQLite's rowid would
+/// be). Neither `ON CONFLICT` nor `RETURNING`: the writer read which of the
+/// batch's traces are stored, in the same transaction ([`stored_traces`]).
+static INSERT_SUMMARIES: Batched = Batched::new(
+    "INSERT OR FAIL INTO trace_summaries (trace_no, trace_id, start_unix_nano, end_unix_nano, \
+     duration_nano, span_count, error_count, root_service, root_operation) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "",
+    [256, 16, 1],
 );
+/// Merges a batch's share into the summaries of stored traces, by number.
+static UPDATE_SUMMARIES: Batched = Batched::new(
+    "UPDATE trace_summaries AS t SET \
+     start_unix_nano = MIN(t.start_unix_nano, m.column2), \
+     end_unix_nano = MAX(t.end_unix_nano, m.column3), \
+     duration_nano = MAX(t.end_unix_nano, m.column3) - MIN(t.start_unix_nano, m.column2), \
+     span_count = t.span_count + m.column4, \
+     error_count = t.error_count + m.column5, \
+     root_service = COALESCE(t.root_service, m.column6), \
+     root_operation = CASE WHEN t.root_service IS NULL THEN m.column7 \
+         ELSE t.root_operation END \
+     FROM (VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?)",
+    ") AS m WHERE t.trace_no = m.column1",
+    [256, 16, 1],
+);
+const MAX_TRACE_NO: &str = "SELECT COALESCE(MAX(trace_no), 0) FROM trace_summaries";
 static UPSERT_TRACE_SERVICES: Batched = Batched::new(
     "INSERT INTO trace_services AS s (trace_no, service_name, span_count, trace_start) VALUES ",
     "(?, ?, ?, ?)",
@@ -128,11 +137,26 @@ static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
      trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
     [256, 16, 1],
 );
-/// A trace whose start moved earlier: the rows of services and operations
-/// the batch did not touch still carry the old start.
-const UPDATE_TRACE_START: [&str; 2] = [
-    "UPDATE trace_services SET trace_start = ?2 WHERE trace_no = ?1 AND trace_start <> ?2",
-    "UPDATE trace_operations SET trace_start = ?2 WHERE trace_no = ?1 AND trace_start <> ?2",
+/// Traces whose start moved earlier: the rows of services and operations
+/// the batch did not touch still carry the old start. One statement per
+/// chunk of (trace number, new start) pairs: a statement per trace cost a
+/// round trip to SQLite's thread each, and half the traces a proxy exports
+/// move (the server's span often arrives before the client's).
+static UPDATE_TRACE_STARTS: [Batched; 2] = [
+    Batched::new(
+        "UPDATE trace_services SET trace_start = m.column2 FROM (VALUES ",
+        "(?, ?)",
+        ") AS m WHERE trace_services.trace_no = m.column1 \
+         AND trace_services.trace_start <> m.column2",
+        [256, 16, 1],
+    ),
+    Batched::new(
+        "UPDATE trace_operations SET trace_start = m.column2 FROM (VALUES ",
+        "(?, ?)",
+        ") AS m WHERE trace_operations.trace_no = m.column1 \
+         AND trace_operations.trace_start <> m.column2",
+        [256, 16, 1],
+    ),
 ];
 /// Trace ids or numbers per statement when reading or recomputing the
 /// summaries of several traces.
@@ -198,6 +222,23 @@ impl Batched {
             .unwrap_or(1)
     }
 
+    /// `rows` cut into chunks of the statement's sizes, each with its
+    /// statement (largest first).
+    fn chunks<'a, T>(
+        &'static self,
+        rows: &'a [T],
+    ) -> impl Iterator<Item = (&'static str, &'a [T])> {
+        let mut rest = rows;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (chunk, tail) = rest.split_at(self.size_for(rest.len()));
+            rest = tail;
+            Some((self.sql(chunk.len()), chunk))
+        })
+    }
+
     /// The statement for `rows` rows, one of the three sizes.
     fn sql(&'static self, rows: usize) -> &'static str {
         let slot = self
@@ -254,14 +295,48 @@ async fn write_summaries(
 ) -> Result<HashMap<TraceId, i64>, StoreError> {
     // Names bound as shared strings (a few per batch, bound for every row).
     let mut names = Interner::default();
-    let mut numbers = HashMap::with_capacity(deltas.len());
-    let mut rest = deltas;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(UPSERT_SUMMARIES.size_for(rest.len()));
-        rest = tail;
-        let mut query = sqlx::query(UPSERT_SUMMARIES.sql(chunk.len()));
-        for delta in chunk {
+    // Stored traces keep their number, new ones get the next ones.
+    let mut known: Vec<(&TraceDelta<'_>, i64)> = Vec::new();
+    let mut new: Vec<(&TraceDelta<'_>, i64)> = Vec::new();
+    let mut next: Option<i64> = None;
+    for delta in deltas {
+        if let Some(trace) = stored.get(&delta.trace_id) {
+            known.push((delta, trace.trace_no));
+            continue;
+        }
+        let last = match next {
+            Some(last) => last,
+            None => {
+                sqlx::query_scalar::<_, i64>(MAX_TRACE_NO)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let number = last
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("trace numbers exhausted".to_owned()))?;
+        next = Some(number);
+        new.push((delta, number));
+    }
+    for (sql, chunk) in UPDATE_SUMMARIES.chunks(&known) {
+        let mut query = sqlx::query(sql);
+        for (delta, number) in chunk {
             query = query
+                .bind(*number)
+                .bind(delta.start_unix_nano)
+                .bind(delta.end_unix_nano)
+                .bind(delta.span_count)
+                .bind(delta.error_count)
+                .bind(delta.root_service().map(|name| names.get(name)))
+                .bind(delta.root_operation().map(|name| names.get(name)));
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for (sql, chunk) in INSERT_SUMMARIES.chunks(&new) {
+        let mut query = sqlx::query(sql);
+        for (delta, number) in chunk {
+            query = query
+                .bind(*number)
                 .bind(delta.trace_id.0.to_vec())
                 .bind(delta.start_unix_nano)
                 .bind(delta.end_unix_nano)
@@ -271,13 +346,13 @@ async fn write_summaries(
                 .bind(delta.root_service().map(|name| names.get(name)))
                 .bind(delta.root_operation().map(|name| names.get(name)));
         }
-        for row in query.fetch_all(&mut *tx).await? {
-            numbers.insert(
-                summary_trace_id(&row.try_get::<Vec<u8>, _>(0)?)?,
-                row.try_get::<i64, _>(1)?,
-            );
-        }
+        query.execute(&mut *tx).await?;
     }
+    let numbers: HashMap<TraceId, i64> = known
+        .iter()
+        .chain(&new)
+        .map(|(delta, number)| (delta.trace_id, *number))
+        .collect();
     // The trace's number, and its start after the merge.
     let number_and_start = |delta: &TraceDelta<'_>| -> Result<(i64, i64), StoreError> {
         let number = numbers.get(&delta.trace_id).copied().ok_or_else(|| {
@@ -297,11 +372,8 @@ async fn write_summaries(
             rows.push((number, *service, *count, start));
         }
     }
-    let mut rest = rows.as_slice();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(UPSERT_TRACE_SERVICES.size_for(rest.len()));
-        rest = tail;
-        let mut query = sqlx::query(UPSERT_TRACE_SERVICES.sql(chunk.len()));
+    for (sql, chunk) in UPSERT_TRACE_SERVICES.chunks(&rows) {
+        let mut query = sqlx::query(sql);
         for (number, service, count, start) in chunk {
             query = query
                 .bind(*number)
@@ -318,11 +390,8 @@ async fn write_summaries(
             rows.push((number, *service, *operation, start));
         }
     }
-    let mut rest = rows.as_slice();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(UPSERT_TRACE_OPERATIONS.size_for(rest.len()));
-        rest = tail;
-        let mut query = sqlx::query(UPSERT_TRACE_OPERATIONS.sql(chunk.len()));
+    for (sql, chunk) in UPSERT_TRACE_OPERATIONS.chunks(&rows) {
+        let mut query = sqlx::query(sql);
         for (number, service, operation, start) in chunk {
             query = query
                 .bind(*number)
@@ -334,17 +403,21 @@ async fn write_summaries(
     }
     // Traces whose start moved earlier: the rows of the services and
     // operations the batch did not touch still carry the old start.
-    for delta in deltas {
-        if let Some(before) = stored.get(&delta.trace_id)
-            && delta.start_unix_nano < before.start_unix_nano
-        {
-            for sql in UPDATE_TRACE_START {
-                sqlx::query(sql)
-                    .bind(before.trace_no)
-                    .bind(delta.start_unix_nano)
-                    .execute(&mut *tx)
-                    .await?;
+    let moved: Vec<(i64, i64)> = deltas
+        .iter()
+        .filter_map(|delta| {
+            let before = stored.get(&delta.trace_id)?;
+            (delta.start_unix_nano < before.start_unix_nano)
+                .then_some((before.trace_no, delta.start_unix_nano))
+        })
+        .collect();
+    for statement in &UPDATE_TRACE_STARTS {
+        for (sql, chunk) in statement.chunks(&moved) {
+            let mut query = sqlx::query(sql);
+            for (number, start) in chunk {
+                query = query.bind(*number).bind(*start);
             }
+            query.execute(&mut *tx).await?;
         }
     }
     Ok(numbers)
@@ -428,11 +501,8 @@ async fn apply_link_changes(
     changes: &LinkChanges,
 ) -> Result<(), StoreError> {
     let changes = effective_changes(changes);
-    let mut rest = changes.as_slice();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(UPSERT_LINKS.size_for(rest.len()));
-        rest = tail;
-        let mut query = sqlx::query(UPSERT_LINKS.sql(chunk.len()));
+    for (sql, chunk) in UPSERT_LINKS.chunks(&changes) {
+        let mut query = sqlx::query(sql);
         for ((minute, parent, child), (calls, errors)) in chunk {
             query = query
                 .bind(minute)
