@@ -325,7 +325,9 @@ export async function mountTraces(root, ctx) {
       .filter(Boolean)
       .join(' and ');
     const where = filters ? `for ${filters} ` : '';
-    const detail = `Nothing ${where}in the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}. Try a longer time range or fewer filters.`;
+    const detail = orderExact
+      ? `Nothing ${where}in the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}. Try a longer time range or fewer filters.`
+      : `Nothing ${where}among the newest traces of the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}: this order covers only them. Order by start (newest first) to search the whole range.`;
     results.replaceChildren(message('empty', 'No traces found', detail));
     await Promise.all([servicesLoaded, operationsLoaded]);
     ctx.setState('empty');
