@@ -192,6 +192,7 @@ async fn native_errors_and_windows() {
         .await;
     assert_eq!(exact["total"], 1);
     assert_eq!(exact["total_exact"], true);
+    assert_eq!(exact["order_exact"], true);
     collector.stop().await;
 }
 

@@ -188,6 +188,7 @@ async fn find(store: &dyn Store, query: &TraceQuery) -> Result<FoundTraces, stor
     assert_eq!(uncounted.total, proven, "{query:?}");
     assert!(exact.total >= uncounted.total, "{query:?}");
     assert!(exact.total_exact, "{query:?}: below the cap");
+    assert!(asked.order_exact && flipped.order_exact, "{query:?}");
     Ok(asked)
 }
 
@@ -397,6 +398,8 @@ async fn trace_search(store: &dyn Store) {
     check(tags(&[("i", "-42")]), vec![trace_id(1)]).await;
     check(tags(&[("b", "true")]), vec![trace_id(1)]).await;
     check(tags(&[("f", "1.5")]), vec![trace_id(1)]).await;
+    check(tags(&[("big", "9007199254740993")]), vec![trace_id(1)]).await;
+    check(tags(&[("big", "9007199254740992")]), vec![]).await;
     check(
         tags(&[("http.status_code", "200")]),
         vec![trace_id(2), trace_id(1)],
@@ -995,13 +998,22 @@ async fn paged_walks(store: &dyn Store) {
     }
 }
 
-/// A counted total stops `TOTAL_CAP` traces past the page, and says so.
+/// A counted total stops `TOTAL_CAP` traces past the page, and says so;
+/// with span filters the count and the orders by duration or span count
+/// check at most `SPAN_CHECK_CAP` candidates.
 async fn capped_total(store: &dyn Store) {
     let at = |n: usize| T0 + 5000 * SECOND + n as i64 * 1_000_000;
+    // Durations with ties (101 values); the longest and the shortest
+    // traces are the oldest.
+    let duration = |n: usize| match n {
+        0..50 => 1_000_000_000,
+        50..100 => 1,
+        _ => 1_000 + ((n * 37) % 101) as i64 * 1_000,
+    };
     let many = usize::try_from(store::TOTAL_CAP).unwrap() + 30;
     let spans: Vec<Span> = (0..many)
         .map(|n| {
-            let mut one = span(0, 1, None, "edge", "bulk", at(n), 1_000);
+            let mut one = span(0, 1, None, "edge", "bulk", at(n), duration(n));
             one.trace_id = TraceId((n as u128 + 1_000_000).to_be_bytes());
             one.attributes = attributes(json!({ "parity": n % 2 }));
             one
@@ -1040,9 +1052,12 @@ async fn capped_total(store: &dyn Store) {
         .unwrap();
     assert_eq!((uncounted.total, uncounted.total_exact), (15, false));
 
-    // With a span filter the count checks at most that many traces, newest
-    // first, and counts the matching ones among them: n from 15 up, every
-    // other one.
+    // With a span filter the count checks at most `offset + limit +
+    // SPAN_CHECK_CAP` traces, newest first, and counts the matching ones
+    // among them: every other one.
+    let id = |n: usize| TraceId((n as u128 + 1_000_000).to_be_bytes());
+    let cap = usize::try_from(store::SPAN_CHECK_CAP).unwrap();
+    assert!(cap + 15 < many, "the test needs more traces than the cap");
     for service in [Some("edge".to_owned()), None] {
         let tagged = TraceQuery {
             service,
@@ -1057,12 +1072,11 @@ async fn capped_total(store: &dyn Store) {
             .map(|k| TraceId(((newest_even - 2 * (5 + k)) as u128 + 1_000_000).to_be_bytes()))
             .collect();
         assert_eq!(found.trace_ids, page, "{tagged:?}");
-        let checked = 15 + store::TOTAL_CAP;
-        let matched = (15..many as u64).filter(|n| n % 2 == 0).count() as u64;
-        assert_eq!(checked, many as u64 - 15);
+        let checked = 15 + cap;
+        let matched = (many - checked..many).filter(|n| n % 2 == 0).count() as u64;
         assert_eq!(
-            (found.total, found.total_exact),
-            (matched, false),
+            (found.total, found.total_exact, found.order_exact),
+            (matched, false, true),
             "{tagged:?}: the matches among the newest {checked} traces"
         );
         let fewer = TraceQuery {
@@ -1071,6 +1085,75 @@ async fn capped_total(store: &dyn Store) {
         };
         let found = find(store, &fewer).await.unwrap();
         assert_eq!((found.total, found.total_exact), (50, true), "{fewer:?}");
+
+        // Ordered by duration or span count: the matching traces among the
+        // newest `SPAN_CHECK_CAP` candidates, sorted (ties: newest first).
+        for order in [
+            TraceOrder::Longest,
+            TraceOrder::Shortest,
+            TraceOrder::MostSpans,
+        ] {
+            let sort = |oldest: usize| -> Vec<TraceId> {
+                let mut matching: Vec<usize> = (oldest..many).filter(|n| n % 2 == 0).collect();
+                matching.sort_by_key(|&n| {
+                    let key = match order {
+                        TraceOrder::Longest => -duration(n),
+                        TraceOrder::Shortest => duration(n),
+                        _ => 0,
+                    };
+                    (key, std::cmp::Reverse(n))
+                });
+                matching.into_iter().skip(5).take(10).map(id).collect()
+            };
+            let sorted = TraceQuery {
+                order,
+                ..tagged.clone()
+            };
+            for count_total in [true, false] {
+                let found = store
+                    .find_traces(&TraceQuery {
+                        count_total,
+                        ..sorted.clone()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(found.trace_ids, sort(many - cap), "{sorted:?}");
+                if order != TraceOrder::MostSpans {
+                    // (One span each: most spans first is newest first.)
+                    assert_ne!(found.trace_ids, sort(0), "{sorted:?}: tells them apart");
+                }
+                let total = if count_total {
+                    (many - cap..many).filter(|n| n % 2 == 0).count() as u64
+                } else {
+                    15
+                };
+                assert_eq!(
+                    (found.total, found.total_exact, found.order_exact),
+                    (total, false, false),
+                    "{sorted:?}: sorted among the newest {cap} candidates"
+                );
+            }
+            // Past the matches of the candidates: an empty page, still
+            // flagged.
+            let past = TraceQuery {
+                offset: cap,
+                ..sorted.clone()
+            };
+            let found = store.find_traces(&past).await.unwrap();
+            assert_eq!(
+                (found.trace_ids.len(), found.total, found.order_exact),
+                (0, cap as u64 / 2, false),
+                "{past:?}"
+            );
+            // A window within the cap is sorted (and counted) exactly.
+            let fewer = TraceQuery {
+                start_unix_nano: at(many - 100),
+                ..sorted.clone()
+            };
+            let found = find(store, &fewer).await.unwrap();
+            assert_eq!(found.trace_ids, sort(many - 100), "{fewer:?}");
+            assert_eq!((found.total, found.total_exact), (50, true), "{fewer:?}");
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 // DOM contract: each result is tr.trace-row[data-trace-id]; clicking it opens
 // #/trace/<traceId>. The scatter plot has one circle.scatter-dot per result.
 // .results-count[data-total] holds the store's total of matches (at least
-// that many when data-exact is "false").
+// that many when data-exact is "false"); data-order-exact is "false" when a
+// search with tags, ordered by duration or span count, is sorted among the
+// newest data-total matches only (the store checks a bounded number of
+// candidate traces for them).
 
 import { getJson, isAbort, list, num, str } from './api.js';
 import { h, message, s } from './dom.js';
@@ -311,6 +314,8 @@ export async function mountTraces(root, ctx) {
   const total = Math.max(num(data.total), query.offset + traces.length);
   // The store stops counting 10,000 traces past the page: "at least".
   const exact = data.total_exact !== false;
+  // Sorted among the newest `total` matches only (tags, other orders).
+  const orderExact = data.order_exact !== false;
   if (traces.length === 0) {
     const filters = [
       query.service && `service ${query.service}`,
@@ -320,7 +325,9 @@ export async function mountTraces(root, ctx) {
       .filter(Boolean)
       .join(' and ');
     const where = filters ? `for ${filters} ` : '';
-    const detail = `Nothing ${where}in the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}. Try a longer time range or fewer filters.`;
+    const detail = orderExact
+      ? `Nothing ${where}in the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}. Try a longer time range or fewer filters.`
+      : `Nothing ${where}among the newest traces of the ${rangeLabel(query)}${query.offset > 0 ? ' on this page' : ''}: this order covers only them. Order by start (newest first) to search the whole range.`;
     results.replaceChildren(message('empty', 'No traces found', detail));
     await Promise.all([servicesLoaded, operationsLoaded]);
     ctx.setState('empty');
@@ -413,11 +420,14 @@ export async function mountTraces(root, ctx) {
       { class: 'results-head' },
       h(
         'span',
-        { class: 'results-count', 'data-total': total, 'data-exact': String(exact), 'data-shown': traces.length },
+        { class: 'results-count', 'data-total': total, 'data-exact': String(exact), 'data-order-exact': String(orderExact), 'data-shown': traces.length },
         h('strong', { text: `${fmtInt(first)}–${fmtInt(last)}` }),
         exact ? ` of ${fmtInt(total)} trace${total === 1 ? '' : 's'}` : ` of ${fmtInt(total)}+ traces`,
       ),
-      h('span', { class: 'muted small', text: ` in the ${rangeLabel(query)} · ${ORDERS.find(([o]) => o === query.order)[1].toLowerCase()}` }),
+      h('span', {
+        class: 'muted small',
+        text: ` in the ${rangeLabel(query)} · ${ORDERS.find(([o]) => o === query.order)[1].toLowerCase()}${orderExact ? '' : ` among the newest ${fmtInt(total)} matches`}`,
+      }),
       h('span', { class: 'toolbar-spacer' }),
       compareButton,
       pager,

@@ -140,9 +140,15 @@ struct TraceList {
     traces: Vec<TraceSummary>,
     /// How many traces match in total, not only this page; at least this
     /// many when `total_exact` is false (the count stops
-    /// `store::TOTAL_CAP` traces past the page).
+    /// `store::TOTAL_CAP` traces past the page; with tag filters it checks
+    /// `store::SPAN_CHECK_CAP` candidate traces past the page).
     total: u64,
     total_exact: bool,
+    /// False when a search with tags ordered by duration or span count
+    /// found more than `store::SPAN_CHECK_CAP` candidate traces in the
+    /// window: the pages are then in that order over the `total` matching
+    /// traces among the newest `SPAN_CHECK_CAP` candidates only.
+    order_exact: bool,
     /// The page and order the search used (after defaults).
     offset: usize,
     limit: usize,
@@ -215,7 +221,8 @@ const ORDERS: [(&str, TraceOrder); 5] = [
 /// and the time range `&start_us=&end_us=` or `&lookback=SECONDS` (default:
 /// the last hour). Durations bound the whole trace (earliest span start to
 /// latest span end), not a span as in Jaeger; the window bounds the trace
-/// start. The store sorts (before paging) and counts the true total.
+/// start. The store sorts (before paging) and counts the true total (both
+/// bounded with tags, see [`TraceList`]).
 fn search(params: &Params) -> Result<TraceQuery, ApiError> {
     let limit = params.int("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -310,6 +317,7 @@ async fn traces(
         traces: found.summaries.into_iter().map(Into::into).collect(),
         total: found.total,
         total_exact: found.total_exact,
+        order_exact: found.order_exact,
         offset: query.offset,
         limit: query.limit,
         order,

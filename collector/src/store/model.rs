@@ -348,6 +348,15 @@ pub struct TraceSummary {
 /// it counts).
 pub const TOTAL_CAP: u64 = 10_000;
 
+/// How many candidate traces (the newest of the window that pass the
+/// service, operation and trace-duration filters) a search with span
+/// filters (tags, span durations) checks for a matching span at most: past
+/// the page to count its total, and in all to order a page by anything but
+/// the start. Each check reads the candidate's spans (about 3 µs on SQLite,
+/// 14 µs on PostgreSQL, on the 2-core VM of BENCHMARKS.md), so this bounds
+/// such a search's cost whatever the window holds.
+pub const SPAN_CHECK_CAP: u64 = 4_000;
+
 /// The result of a trace search.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoundTraces {
@@ -356,13 +365,23 @@ pub struct FoundTraces {
     /// How many traces match in total (not only this page) when the query
     /// set `count_total` and `total_exact` is true; a lower bound otherwise:
     /// `offset + limit + TOTAL_CAP` when the count stopped there; with span
-    /// filters (tags, span durations), the matching traces among the newest
-    /// `offset + limit + TOTAL_CAP` traces of the window that pass the other
-    /// filters (at least what the page proves); what the page proves when
-    /// not counted (`offset` + the page's length, 0 for an empty page).
+    /// filters (tags, span durations), the matching traces among the
+    /// candidates checked ([`SPAN_CHECK_CAP`]: the newest `offset + limit +
+    /// SPAN_CHECK_CAP` in start order, the newest `SPAN_CHECK_CAP` in the
+    /// other orders, where they are exactly the traces the order covers, see
+    /// `order_exact`), at least what the page proves; what the page proves
+    /// when not counted (`offset` + the page's length, 0 for an empty page).
     pub total: u64,
     /// Whether `total` is the exact number of matching traces.
     pub total_exact: bool,
+    /// Whether the page is in the query's order over every matching trace
+    /// of the window. False only for a search with span filters ordered by
+    /// duration or span count whose window holds more than
+    /// [`SPAN_CHECK_CAP`] candidate traces: the page is then in that order
+    /// over the matching traces among the newest `SPAN_CHECK_CAP`
+    /// candidates (as Jaeger's UI sorts only the traces a search returned),
+    /// and older matching traces may be missing from it.
+    pub order_exact: bool,
     /// One summary per id of `trace_ids`, in the same order.
     pub summaries: Vec<TraceSummary>,
 }

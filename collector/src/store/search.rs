@@ -20,19 +20,35 @@
 //! 0009), not the trace id: ties of start order are broken by it, and only
 //! `trace_summaries` maps ids to numbers.
 //!
-//! Pages in other orders (duration, span count) read every matching trace
-//! of the window and sort. The `total` is counted only when asked
-//! ([`TraceQuery::count_total`]) and the page cannot prove it, and only up
-//! to [`TOTAL_CAP`] traces past the page; with span filters, by checking at
-//! most that many candidate traces, newest first, for a matching span (the
-//! matches among them are a lower bound when the walk stops there).
+//! Pages in other orders (duration, span count) without span filters read
+//! every matching trace of the window from the summary tables and sort.
+//! With span filters they check the newest [`SPAN_CHECK_CAP`] candidate
+//! traces of the window (the same walk as a start-order page, materialized)
+//! and sort the matching ones among them; when the window holds more
+//! candidates than that, the page says so ([`FoundTraces::order_exact`]):
+//! older matching traces may be missing from it. Reading every matching
+//! trace to sort them took 4.4 s at 10 M spans on SQLite (an `EXISTS` per
+//! trace of the window); bounded, it costs what the count costs, whatever
+//! the window holds. A walk in duration order over an index on
+//! `trace_summaries (duration_nano)` would be exact, but it costs every
+//! write (the summary's duration changes with each batch of the trace, and
+//! lands on a random leaf), it still reads the traces outside the window
+//! and the non-matching ones, and Jaeger's own UI sorts only the traces a
+//! search returned.
+//!
+//! The `total` is counted only when asked ([`TraceQuery::count_total`]) and
+//! the page cannot prove it: only up to [`TOTAL_CAP`] traces past the page;
+//! with span filters, by checking at most [`SPAN_CHECK_CAP`] candidate
+//! traces past the page, newest first, for a matching span (the matches
+//! among them are a lower bound when the walk stops there), or, in the
+//! other orders, as the matches among the candidates the order covers.
 
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row, Type,
 };
 
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, SummaryRow};
-use super::{FoundTraces, StoreError, TOTAL_CAP, TraceId, TraceOrder, TraceQuery};
+use super::{FoundTraces, SPAN_CHECK_CAP, StoreError, TOTAL_CAP, TraceId, TraceOrder, TraceQuery};
 
 /// Adds a database's ` AND ...` conditions on one span (table `spans`) for
 /// the query's service, operation, span durations and tags.
@@ -56,25 +72,40 @@ where
 {
     let plan = SearchPlan::new(query);
     let walk = matches!(query.order, TraceOrder::Newest | TraceOrder::Oldest);
-    let mut page = QueryBuilder::<DB>::new(SUMMARY_COLUMNS);
-    if walk && plan.operation_only {
-        let services = services_with_operation(pool, query).await?;
-        push_operation_walks(&mut page, query, &services);
-        page.push(plan_order(query.order, "t.start_unix_nano", "t.trace_no"));
-    } else if walk && plan.span_filter {
-        push_span_walk(&mut page, query, span_filters);
+    let sorted_walk = !walk && plan.span_filter;
+    let mut page = if sorted_walk {
+        checked_sort(query, span_filters)
     } else {
-        plan.push_filters(&mut page, query, false, span_filters);
-        page.push(plan.order_by(query.order));
-    }
-    page.push(" LIMIT ");
-    page.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-    page.push(" OFFSET ");
-    page.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        let mut page = QueryBuilder::<DB>::new(SUMMARY_COLUMNS);
+        if walk && plan.operation_only {
+            let services = services_with_operation(pool, query).await?;
+            push_operation_walks(&mut page, query, &services);
+            page.push(plan_order(query.order, "t.start_unix_nano", "t.trace_no"));
+        } else if walk && plan.span_filter {
+            push_span_walk(&mut page, query, span_filters);
+        } else {
+            plan.push_filters(&mut page, query, false, span_filters);
+            page.push(plan.order_by(query.order));
+        }
+        push_page(&mut page, query);
+        page
+    };
     let rows = page.build().fetch_all(pool).await?;
     let mut summaries = Vec::with_capacity(rows.len());
     let mut trace_nos: Vec<i64> = Vec::with_capacity(rows.len());
+    // With `sorted_walk`: how many candidates the walk checked, and how many
+    // of them have a matching span.
+    let mut checked_walk: Option<(u64, u64)> = None;
     for row in rows {
+        if sorted_walk {
+            let checked = u64::try_from(row.try_get::<i64, _>(8)?).unwrap_or(0);
+            let matched = u64::try_from(row.try_get::<i64, _>(9)?).unwrap_or(0);
+            checked_walk = Some((checked, matched));
+            // The one row of an empty page carries only the counts.
+            if row.try_get::<Option<Vec<u8>>, _>(0)?.is_none() {
+                continue;
+            }
+        }
         trace_nos.push(row.try_get(7)?);
         summaries.push(
             SummaryRow {
@@ -89,20 +120,35 @@ where
             .into_summary()?,
         );
     }
+    // The walk stopped at the cap: older candidates were not checked.
+    let walk_capped = checked_walk.is_some_and(|(checked, _)| checked >= SPAN_CHECK_CAP);
+    // At least this many match: the page and what it skipped.
+    let proven = match summaries.len() {
+        0 => 0,
+        len => u64::try_from(query.offset + len).unwrap_or(u64::MAX),
+    };
     let (total, total_exact) = match summary::total_from_page(query, summaries.len()) {
-        Some(total) => (total, true),
-        None if query.count_total && plan.span_filter => {
+        // A short page proves the total, unless its walk stopped at the cap.
+        Some(total) if !walk_capped => (total, true),
+        // Not asked: what the page proves.
+        _ if !query.count_total => (proven, false),
+        // The matches among the candidates the order covers.
+        _ if sorted_walk => {
+            let (_, matched) = checked_walk.unwrap_or((0, 0));
+            (matched.max(proven), !walk_capped)
+        }
+        None if plan.span_filter => {
             // Checks at most `cap` candidate traces (newest first) for a
             // matching span: a count over the span filters' `IN` list read
             // every span of the window (4.9 s at 10 M spans on SQLite).
-            let cap = count_cap(query);
+            let cap = count_cap(query, SPAN_CHECK_CAP);
             let mut count = QueryBuilder::<DB>::new(
                 "SELECT COUNT(*), COALESCE(SUM(m), 0) FROM (SELECT CASE WHEN",
             );
             let (start, id) = walk_columns(query);
             push_span_exists(&mut count, query, id, span_filters);
             count.push(" THEN 1 ELSE 0 END AS m");
-            push_candidates(&mut count, query);
+            push_candidates(&mut count, query, false);
             count.push(plan_order(TraceOrder::Newest, start, id));
             count.push(" LIMIT ");
             count.push_bind(i64::try_from(cap).unwrap_or(i64::MAX));
@@ -113,13 +159,12 @@ where
             if checked < cap {
                 (matched, true)
             } else {
-                let proven = u64::try_from(query.offset + summaries.len()).unwrap_or(u64::MAX);
                 (matched.max(proven), false)
             }
         }
-        None if query.count_total => {
+        _ => {
             // Counts at most `cap` traces: an index range stops there.
-            let cap = count_cap(query);
+            let cap = count_cap(query, TOTAL_CAP);
             let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1");
             plan.push_filters(&mut count, query, true, span_filters);
             count.push(" LIMIT ");
@@ -129,12 +174,6 @@ where
             let total = u64::try_from(total).unwrap_or(0);
             (total, total < cap)
         }
-        // Not asked: what the page proves (at least this many).
-        None if summaries.is_empty() => (0, false),
-        None => (
-            u64::try_from(query.offset + summaries.len()).unwrap_or(u64::MAX),
-            false,
-        ),
     };
     if !summaries.is_empty() {
         let mut services = QueryBuilder::<DB>::new(
@@ -161,15 +200,83 @@ where
         trace_ids: summaries.iter().map(|summary| summary.trace_id).collect(),
         total,
         total_exact,
+        order_exact: !walk_capped,
         summaries,
     })
 }
 
-/// How many traces a count reads at most: [`TOTAL_CAP`] past the page.
-fn count_cap(query: &TraceQuery) -> u64 {
+/// ` LIMIT ... OFFSET ...` of the query's page.
+fn push_page<DB>(builder: &mut QueryBuilder<DB>, query: &TraceQuery)
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
+    builder.push(" LIMIT ");
+    builder.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+    builder.push(" OFFSET ");
+    builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+}
+
+/// How many traces a count reads at most: `cap` past the page.
+fn count_cap(query: &TraceQuery, cap: u64) -> u64 {
     u64::try_from(query.offset.saturating_add(query.limit))
         .unwrap_or(u64::MAX)
-        .saturating_add(TOTAL_CAP)
+        .saturating_add(cap)
+}
+
+/// A page with span filters in an order other than by start: the newest
+/// [`SPAN_CHECK_CAP`] candidates of the window are checked for a matching
+/// span once (materialized), the matching ones sorted and paged. Columns:
+/// [`SUMMARY_COLUMNS`] (all NULL on the one row of an empty page), then how
+/// many candidates were checked and how many matched.
+fn checked_sort<DB>(query: &TraceQuery, span_filters: SpanFilters<DB>) -> QueryBuilder<DB>
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+{
+    let (start, id) = walk_columns(query);
+    let mut builder = QueryBuilder::<DB>::new(format!(
+        "WITH walk AS MATERIALIZED (SELECT {id} AS trace_no, CASE WHEN"
+    ));
+    push_span_exists(&mut builder, query, id, span_filters);
+    builder.push(" THEN 1 ELSE 0 END AS m");
+    push_candidates(&mut builder, query, false);
+    builder.push(plan_order(TraceOrder::Newest, start, id));
+    builder.push(" LIMIT ");
+    builder.push_bind(i64::try_from(SPAN_CHECK_CAP).unwrap_or(i64::MAX));
+    builder.push(
+        ") SELECT p.trace_id, p.start_unix_nano, p.duration_nano, CAST(p.span_count AS BIGINT), \
+         CAST(p.error_count AS BIGINT), p.root_service, p.root_operation, p.trace_no, \
+         a.checked, a.matched \
+         FROM (SELECT COUNT(*) AS checked, COALESCE(SUM(m), 0) AS matched FROM walk) a \
+         LEFT JOIN (SELECT t.trace_id, t.start_unix_nano, t.duration_nano, t.span_count, \
+         t.error_count, t.root_service, t.root_operation, t.trace_no \
+         FROM walk w JOIN trace_summaries t ON t.trace_no = w.trace_no WHERE w.m = 1",
+    );
+    builder.push(sort_order(query.order, "t"));
+    push_page(&mut builder, query);
+    builder.push(") p ON 1 = 1");
+    builder.push(sort_order(query.order, "p"));
+    builder
+}
+
+/// ` ORDER BY` for `order` on the `trace_summaries` columns of `table`
+/// (ties: newest start, then trace number, as [`SearchPlan::order_by`]).
+fn sort_order(order: TraceOrder, table: &str) -> String {
+    let key = match order {
+        TraceOrder::Newest | TraceOrder::Oldest => {
+            return plan_order(
+                order,
+                &format!("{table}.start_unix_nano"),
+                &format!("{table}.trace_no"),
+            );
+        }
+        TraceOrder::Longest => format!("{table}.duration_nano DESC"),
+        TraceOrder::Shortest => format!("{table}.duration_nano"),
+        TraceOrder::MostSpans => format!("{table}.span_count DESC"),
+    };
+    format!(" ORDER BY {key}, {table}.start_unix_nano DESC, {table}.trace_no DESC")
 }
 
 /// ` ORDER BY` in start order on the given columns.
@@ -258,8 +365,9 @@ fn walk_columns(query: &TraceQuery) -> (&'static str, &'static str) {
 /// ` FROM ... WHERE ...`: the traces of the window that pass the query's
 /// service, operation and trace-duration filters (through the service's
 /// index when there is a service), before the span filters; columns
-/// [`walk_columns`].
-fn push_candidates<DB>(builder: &mut QueryBuilder<DB>, query: &TraceQuery)
+/// [`walk_columns`], and `t` (`trace_summaries`) when `summaries` (a walk
+/// by service reads the summary only for trace-duration bounds otherwise).
+fn push_candidates<DB>(builder: &mut QueryBuilder<DB>, query: &TraceQuery, summaries: bool)
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
@@ -271,9 +379,13 @@ where
         } else {
             "trace_services"
         };
-        builder.push(format_args!(
-            " FROM {table} s JOIN trace_summaries t ON t.trace_no = s.trace_no WHERE s.service_name = "
-        ));
+        let trace_durations =
+            query.min_trace_duration_nano.is_some() || query.max_trace_duration_nano.is_some();
+        builder.push(format_args!(" FROM {table} s"));
+        if summaries || trace_durations {
+            builder.push(" JOIN trace_summaries t ON t.trace_no = s.trace_no");
+        }
+        builder.push(" WHERE s.service_name = ");
         builder.push_bind(query.service.clone());
         if query.operation.is_some() {
             builder.push(" AND s.operation = ");
@@ -286,7 +398,10 @@ where
 }
 
 /// `EXISTS (...)`: the trace numbered by column `id` has a span that passes
-/// the query's span filters.
+/// the query's span filters, probed per candidate through the trace's
+/// spans. `OFFSET 0` keeps PostgreSQL from planning the `EXISTS` as a hash
+/// of every matching span of the store (it read all 125,000 spans of the
+/// service at 1 M spans, whatever the walk's bound).
 fn push_span_exists<DB>(
     builder: &mut QueryBuilder<DB>,
     query: &TraceQuery,
@@ -299,7 +414,7 @@ fn push_span_exists<DB>(
         " EXISTS (SELECT 1 FROM spans WHERE spans.trace_no = {id}"
     ));
     span_filters(builder, query);
-    builder.push(")");
+    builder.push(" LIMIT 1 OFFSET 0)");
 }
 
 /// ` FROM ... WHERE ... ORDER BY ...` walking the traces of the window in
@@ -315,7 +430,7 @@ fn push_span_walk<DB>(
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
 {
     let (start, id) = walk_columns(query);
-    push_candidates(builder, query);
+    push_candidates(builder, query, true);
     builder.push(" AND");
     push_span_exists(builder, query, id, span_filters);
     builder.push(plan_order(query.order, start, id));

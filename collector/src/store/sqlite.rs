@@ -1053,6 +1053,15 @@ fn push_span_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery) {
             if index > 0 {
                 builder.push(" OR ");
             }
+            if verbatim_in_json(value) {
+                // A cheap necessary condition first: most spans fail it,
+                // and skip parsing their JSON.
+                builder.push(format_args!("(instr(spans.{column}, "));
+                builder.push_bind(value.clone());
+                builder.push(") > 0 AND ");
+            } else {
+                builder.push("(");
+            }
             builder.push(format_args!(
                 "EXISTS (SELECT 1 FROM json_each(spans.{column}) AS j WHERE j.key = "
             ));
@@ -1062,10 +1071,32 @@ fn push_span_filters(builder: &mut QueryBuilder<Sqlite>, query: &TraceQuery) {
                  ELSE CAST(j.value AS TEXT) END) = ",
             );
             builder.push_bind(value.clone());
-            builder.push(")");
+            builder.push("))");
         }
         builder.push(")");
     }
+}
+
+/// Whether a tag value that matches an attribute (see
+/// [`push_span_filters`]) always appears verbatim in the attribute
+/// column's JSON text (serde_json's, `row.rs`), so that `instr` can rule a
+/// span out before `json_each` parses it: a string attribute equal to it
+/// when it has nothing JSON escapes (`"`, `\`, control characters); an
+/// integer or a bool, whose JSON text is SQLite's text of it. Not a value a
+/// real number's text could be (SQLite writes 1e300 as `1.0e+300`, JSON as
+/// `1e300`: anything Rust parses as `f64` but plain integers, which SQLite
+/// never writes for a real), nor an array or object (re-rendered by SQLite).
+fn verbatim_in_json(value: &str) -> bool {
+    let escaped = |c: char| c == '"' || c == '\\' || c < ' ';
+    let container = value.starts_with('[') || value.starts_with('{');
+    let integer = {
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    !value.is_empty()
+        && !value.chars().any(escaped)
+        && !container
+        && (integer || value.parse::<f64>().is_err())
 }
 
 fn number_point(row: &SqliteRow, time: &str) -> Result<NumberPoint, sqlx::Error> {
@@ -1386,6 +1417,54 @@ mod tests {
             ("web", "db", 1)
         );
         assert_eq!(store.span_count().await.unwrap(), 2);
+    }
+
+    /// A tag search finds every attribute value by the text SQLite's own
+    /// comparison gives it (`json_each`), whether or not the `instr`
+    /// prefilter applies: escaped strings, reals SQLite writes unlike JSON,
+    /// integers, bools, containers.
+    #[tokio::test]
+    async fn a_tag_search_finds_each_value_by_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weft.db"))
+            .await
+            .unwrap();
+        let values = serde_json::json!({
+            "quote": "a\"b", "newline": "x\ny", "plain": "GET /", "int": -42,
+            "big": 9_007_199_254_740_993_i64, "huge": 1e300, "sum": 0.1 + 0.2, "real": 502.0,
+            "yes": true, "list": [1, "two"], "map": {"k": 2}, "empty": "",
+        });
+        let mut one = span(1, None, "web", "GET /");
+        one.attributes = values.as_object().unwrap().clone();
+        store.write_spans(&[one]).await.unwrap();
+        let texts: Vec<(String, String)> = sqlx::query_as(
+            "SELECT j.key, CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+             ELSE CAST(j.value AS TEXT) END FROM json_each(?) AS j",
+        )
+        .bind(serde_json::to_string(&values).unwrap())
+        .fetch_all(&store.readers)
+        .await
+        .unwrap();
+        assert_eq!(texts.len(), 12);
+        assert!(texts.contains(&("huge".to_owned(), "1.0e+300".to_owned())));
+        for (key, text) in texts {
+            let query = TraceQuery {
+                tags: vec![(key, text)],
+                end_unix_nano: i64::MAX,
+                limit: 10,
+                ..TraceQuery::default()
+            };
+            let found = store.find_traces(&query).await.unwrap();
+            assert_eq!(found.trace_ids, [TraceId([7; 16])], "{:?}", query.tags);
+        }
+        for value in ["502", "-42", "GET /", "true", "x"] {
+            assert!(verbatim_in_json(value), "{value}");
+        }
+        for value in [
+            "502.0", "1e300", "inf", "NaN", "[1]", "{}", "a\"b", "a\\b", "x\ny", "",
+        ] {
+            assert!(!verbatim_in_json(value), "{value}");
+        }
     }
 
     /// The catalog prune drops an (operation, kind) whose spans are gone, also when spans of
