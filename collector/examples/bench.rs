@@ -236,6 +236,22 @@ fn trace_spans(n: u64, base: u64) -> Vec<(usize, Span)> {
         .collect()
 }
 
+/// One resource's spans, in one scope.
+fn resource_spans(attributes: Vec<KeyValue>, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: None,
+            spans,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    }
+}
+
 /// Export number `index`: spans `index * batch ..` (at most `batch`, fewer
 /// at the end of `total`), grouped by service into resource spans.
 fn trace_request(index: usize, batch: usize, total: usize, base: u64) -> ExportTraceServiceRequest {
@@ -257,21 +273,15 @@ fn trace_request(index: usize, batch: usize, total: usize, base: u64) -> ExportT
             .into_iter()
             .enumerate()
             .filter(|(_, spans)| !spans.is_empty())
-            .map(|(index, spans)| ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
+            .map(|(index, spans)| {
+                resource_spans(
+                    vec![
                         text("service.name", SERVICES[index]),
                         text("service.version", "v1"),
                         text("host.name", &format!("{}-7d9f", SERVICES[index])),
                     ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: None,
                     spans,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
+                )
             })
             .collect(),
     }
@@ -296,22 +306,14 @@ fn proxy_request(index: usize, batch: usize, total: usize, base: u64) -> ExportT
         ("client", "shop")
     };
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("service.name", service),
-                    text("service.version", "v1"),
-                    text("k8s.namespace.name", namespace),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: None,
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
+        resource_spans: vec![resource_spans(
+            vec![
+                text("service.name", service),
+                text("service.version", "v1"),
+                text("k8s.namespace.name", namespace),
+            ],
+            spans,
+        )],
     }
 }
 
