@@ -142,16 +142,9 @@ where
             // matching span: a count over the span filters' `IN` list read
             // every span of the window (4.9 s at 10 M spans on SQLite).
             let cap = count_cap(query, SPAN_CHECK_CAP);
-            let mut count = QueryBuilder::<DB>::new(
-                "SELECT COUNT(*), COALESCE(SUM(m), 0) FROM (SELECT CASE WHEN",
-            );
-            let (start, id) = walk_columns(query);
-            push_span_exists(&mut count, query, id, span_filters);
-            count.push(" THEN 1 ELSE 0 END AS m");
-            push_candidates(&mut count, query, false);
-            count.push(plan_order(TraceOrder::Newest, start, id));
-            count.push(" LIMIT ");
-            count.push_bind(i64::try_from(cap).unwrap_or(i64::MAX));
+            let mut count =
+                QueryBuilder::<DB>::new("SELECT COUNT(*), COALESCE(SUM(m), 0) FROM (SELECT");
+            push_checked_walk(&mut count, query, span_filters, cap);
             count.push(") checked");
             let row = count.build().fetch_one(pool).await?;
             let checked = u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
@@ -235,16 +228,11 @@ where
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
 {
-    let (start, id) = walk_columns(query);
+    let (_, id) = walk_columns(query);
     let mut builder = QueryBuilder::<DB>::new(format!(
-        "WITH walk AS MATERIALIZED (SELECT {id} AS trace_no, CASE WHEN"
+        "WITH walk AS MATERIALIZED (SELECT {id} AS trace_no,"
     ));
-    push_span_exists(&mut builder, query, id, span_filters);
-    builder.push(" THEN 1 ELSE 0 END AS m");
-    push_candidates(&mut builder, query, false);
-    builder.push(plan_order(TraceOrder::Newest, start, id));
-    builder.push(" LIMIT ");
-    builder.push_bind(i64::try_from(SPAN_CHECK_CAP).unwrap_or(i64::MAX));
+    push_checked_walk(&mut builder, query, span_filters, SPAN_CHECK_CAP);
     builder.push(
         ") SELECT p.trace_id, p.start_unix_nano, p.duration_nano, CAST(p.span_count AS BIGINT), \
          CAST(p.error_count AS BIGINT), p.root_service, p.root_operation, p.trace_no, \
@@ -395,6 +383,30 @@ where
         builder.push(" FROM trace_summaries t WHERE 1 = 1");
     }
     summary::push_window(builder, query, walk_columns(query).0, "t");
+}
+
+/// ` CASE WHEN EXISTS (...) THEN 1 ELSE 0 END AS m FROM ... ORDER BY ...
+/// LIMIT cap`: the first `cap` candidate traces of the window, newest first,
+/// each with `m` = 1 when it has a span that passes the span filters (the
+/// bounded walk of the count and of the orders that are not start orders).
+fn push_checked_walk<DB>(
+    builder: &mut QueryBuilder<DB>,
+    query: &TraceQuery,
+    span_filters: SpanFilters<DB>,
+    cap: u64,
+) where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+{
+    let (start, id) = walk_columns(query);
+    builder.push(" CASE WHEN");
+    push_span_exists(builder, query, id, span_filters);
+    builder.push(" THEN 1 ELSE 0 END AS m");
+    push_candidates(builder, query, false);
+    builder.push(plan_order(TraceOrder::Newest, start, id));
+    builder.push(" LIMIT ");
+    builder.push_bind(i64::try_from(cap).unwrap_or(i64::MAX));
 }
 
 /// `EXISTS (...)`: the trace numbered by column `id` has a span that passes

@@ -433,6 +433,22 @@ mod tests {
     use crate::telemetry::span::Outcome;
     use crate::trace::{SpanContext, SpanId};
 
+    /// A 200 of `request_bytes` in and 2 bytes out, instant at `clock`'s reading.
+    fn ok_record(draft: SpanDraft, clock: &Clock, request_bytes: u64) -> SpanRecord {
+        SpanRecord {
+            draft,
+            start: clock.instant,
+            end: clock.instant,
+            outcome: Outcome {
+                code: 200,
+                flags: "-",
+                error: None,
+                request_bytes,
+                response_bytes: 2,
+            },
+        }
+    }
+
     fn context(parent: Option<SpanId>, tracestate: Option<&'static str>) -> SpanContext {
         SpanContext {
             tracestate: tracestate.map(HeaderValue::from_static),
@@ -688,18 +704,7 @@ mod tests {
                     }
                 }
                 draft.int("weft.retry.attempt", 0);
-                SpanRecord {
-                    draft,
-                    start: clock.instant,
-                    end: clock.instant,
-                    outcome: Outcome {
-                        code: 200,
-                        flags: "-",
-                        error: None,
-                        request_bytes: 1,
-                        response_bytes: 2,
-                    },
-                }
+                ok_record(draft, &clock, 1)
             });
             assert_eq!(
                 encoder.encode(&spans[..1], &clock),
@@ -720,17 +725,12 @@ mod tests {
         let clock = Clock::now();
         let context = context(None, None);
         let spans: Vec<_> = (0..3)
-            .map(|n| SpanRecord {
-                draft: SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a"),
-                start: clock.instant,
-                end: clock.instant,
-                outcome: Outcome {
-                    code: 200,
-                    flags: "-",
-                    error: None,
-                    request_bytes: n,
-                    response_bytes: 2,
-                },
+            .map(|n| {
+                ok_record(
+                    SpanDraft::new(&context, SpanKind::Client, &Method::GET, "/a"),
+                    &clock,
+                    n,
+                )
             })
             .collect();
         let plain = encoder.encode(&spans, &clock);
