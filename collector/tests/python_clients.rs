@@ -1,13 +1,14 @@
-//! Real clients: the OpenTelemetry Python SDK exporting over OTLP/gRPC and
-//! OTLP/HTTP (protobuf), and its Zipkin JSON exporter, into a collector; the
-//! spans come back from the Jaeger and Zipkin APIs, the metrics from the
-//! store. (The Python SDK's OTLP/HTTP JSON exporter,
-//! `opentelemetry-exporter-otlp-json-http` 0.66b1, requires versions that
-//! conflict with the 1.45.2 protobuf exporters, so HTTP/JSON is covered by the
-//! Rust tests in `otlp_http.rs`.)
+//! Real clients: the OpenTelemetry Python SDK exporting over OTLP/gRPC,
+//! OTLP/HTTP protobuf and OTLP/HTTP JSON, and its Zipkin JSON exporter, into
+//! a collector; the spans come back from the Jaeger and Zipkin APIs, the
+//! metrics from the store.
 //!
-//! The interpreter is `$WEFT_PYTHON`, else `$HOME/.cache/weft-venv/bin/python`;
-//! `scripts/test` creates it. A missing interpreter or package fails.
+//! The interpreter is `$WEFT_PYTHON`, else `$HOME/.cache/weft-venv/bin/python`.
+//! The SDK's OTLP/HTTP JSON exporter (`opentelemetry-exporter-otlp-json-http`
+//! 0.66b1) needs versions that conflict with the 1.45.2 protobuf exporters,
+//! so it has a venv of its own: `$WEFT_PYTHON_JSON`, else
+//! `$HOME/.cache/weft-venv-json/bin/python`. `scripts/test` creates both. A
+//! missing interpreter or package fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,27 +20,31 @@ use common::TestCollector;
 use serde_json::Value;
 use weft_collector::store;
 
-fn python() -> PathBuf {
-    let python = std::env::var_os("WEFT_PYTHON")
+/// The venv of `tests/python/requirements.txt`.
+const SDK: (&str, &str) = ("WEFT_PYTHON", ".cache/weft-venv/bin/python");
+/// The venv of `tests/python/requirements-json.txt`.
+const SDK_JSON: (&str, &str) = ("WEFT_PYTHON_JSON", ".cache/weft-venv-json/bin/python");
+
+/// The interpreter named by the variable, else the venv under `$HOME`.
+fn python((variable, under_home): (&str, &str)) -> PathBuf {
+    let python = std::env::var_os(variable)
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".cache/weft-venv/bin/python"))
-        })
-        .expect("WEFT_PYTHON or HOME");
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(under_home)))
+        .expect("the interpreter's variable or HOME");
     assert!(
         python.exists(),
-        "no Python interpreter at {} — run scripts/test (it creates the venv \
-         with tests/python/requirements.txt and exports WEFT_PYTHON)",
+        "no Python interpreter at {} — run scripts/test (it creates the venvs \
+         of tests/python and exports {variable})",
         python.display()
     );
     python
 }
 
-/// Runs `tests/python/otel_clients.py MODE ENDPOINT`; returns its JSON line.
-async fn run_client(mode: &str, endpoint: String) -> Value {
+/// Runs `tests/python/otel_clients.py MODE ENDPOINT` with the interpreter of
+/// `venv`; returns its JSON line.
+async fn run_client(venv: (&str, &str), mode: &str, endpoint: String) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/otel_clients.py");
-    let python = python();
+    let python = python(venv);
     let mode = mode.to_owned();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&python)
@@ -125,7 +130,7 @@ async fn check_metrics(collector: &TestCollector, service: &str) {
 #[tokio::test]
 async fn python_sdk_otlp_grpc() {
     let collector = TestCollector::start().await;
-    let printed = run_client("grpc", collector.grpc_endpoint()).await;
+    let printed = run_client(SDK, "grpc", collector.grpc_endpoint()).await;
     check_trace(&collector, &printed).await;
     check_metrics(&collector, "py-grpc").await;
     collector.stop().await;
@@ -135,16 +140,26 @@ async fn python_sdk_otlp_grpc() {
 async fn python_sdk_otlp_http_protobuf() {
     let collector = TestCollector::start().await;
     let endpoint = format!("http://{}", collector.collector.otlp_http_addr());
-    let printed = run_client("http-protobuf", endpoint).await;
+    let printed = run_client(SDK, "http-protobuf", endpoint).await;
     check_trace(&collector, &printed).await;
     check_metrics(&collector, "py-http-protobuf").await;
     collector.stop().await;
 }
 
 #[tokio::test]
+async fn python_sdk_otlp_http_json() {
+    let collector = TestCollector::start().await;
+    let endpoint = format!("http://{}", collector.collector.otlp_http_addr());
+    let printed = run_client(SDK_JSON, "http-json", endpoint).await;
+    check_trace(&collector, &printed).await;
+    check_metrics(&collector, "py-http-json").await;
+    collector.stop().await;
+}
+
+#[tokio::test]
 async fn python_sdk_zipkin_exporter() {
     let collector = TestCollector::start().await;
-    let printed = run_client("zipkin", collector.zipkin("/api/v2/spans")).await;
+    let printed = run_client(SDK, "zipkin", collector.zipkin("/api/v2/spans")).await;
     check_trace(&collector, &printed).await;
     collector.stop().await;
 }

@@ -3,6 +3,8 @@
 usage: otel_clients.py MODE ENDPOINT
   MODE grpc           OTLP/gRPC traces and metrics, ENDPOINT http://HOST:PORT
   MODE http-protobuf  OTLP/HTTP protobuf traces and metrics, ENDPOINT http://HOST:PORT
+  MODE http-json      OTLP/HTTP JSON traces and metrics, ENDPOINT http://HOST:PORT
+                      (the exporter of requirements-json.txt, in its own venv)
   MODE zipkin         Zipkin v2 JSON traces, ENDPOINT http://HOST:PORT/api/v2/spans
 
 Exports one trace (a SERVER span with a CLIENT child and an event) and, for
@@ -59,6 +61,14 @@ def exporters(mode, endpoint):
         if mode == "http-protobuf":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+            return (
+                OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"),
+                OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"),
+            )
+        if mode == "http-json":
+            from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter
 
             return (
                 OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"),
