@@ -48,6 +48,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    #[error("cannot start the SQLite writer thread: {0}")]
+    WriterThread(std::io::Error),
 }
 
 /// Where spans and metrics live.

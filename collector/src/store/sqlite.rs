@@ -84,7 +84,7 @@ static UPSERT_LINKS: Batched = Batched::new(
     "(?, ?, ?, ?, ?)",
     " ON CONFLICT (minute, parent, child) DO UPDATE SET \
      calls = l.calls + excluded.calls, errors = l.errors + excluded.errors",
-    [16, 4, 1],
+    [64, 16, 4, 1],
 );
 const DELETE_EMPTY_LINK: &str = "DELETE FROM dependency_links \
      WHERE minute = ?1 AND parent = ?2 AND child = ?3 AND calls <= 0";
@@ -104,7 +104,7 @@ static INSERT_SUMMARIES: Batched = Batched::new(
      duration_nano, span_count, error_count, root_service, root_operation) VALUES ",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "",
-    [256, 16, 1],
+    [1024, 128, 16, 1],
 );
 /// Merges a batch's share into the summaries of stored traces, by number.
 static UPDATE_SUMMARIES: Batched = Batched::new(
@@ -120,7 +120,7 @@ static UPDATE_SUMMARIES: Batched = Batched::new(
      FROM (VALUES ",
     "(?, ?, ?, ?, ?, ?, ?)",
     ") AS m WHERE t.trace_no = m.column1",
-    [256, 16, 1],
+    [1024, 128, 16, 1],
 );
 const MAX_TRACE_NO: &str = "SELECT COALESCE(MAX(trace_no), 0) FROM trace_summaries";
 static UPSERT_TRACE_SERVICES: Batched = Batched::new(
@@ -128,14 +128,14 @@ static UPSERT_TRACE_SERVICES: Batched = Batched::new(
     "(?, ?, ?, ?)",
     " ON CONFLICT (trace_no, service_name) DO UPDATE SET \
      span_count = s.span_count + excluded.span_count, trace_start = excluded.trace_start",
-    [256, 16, 1],
+    [1024, 128, 16, 1],
 );
 static UPSERT_TRACE_OPERATIONS: Batched = Batched::new(
     "INSERT INTO trace_operations AS o (trace_no, service_name, operation, trace_start) VALUES ",
     "(?, ?, ?, ?)",
     " ON CONFLICT (trace_no, service_name, operation) DO UPDATE SET \
      trace_start = excluded.trace_start WHERE o.trace_start <> excluded.trace_start",
-    [256, 16, 1],
+    [1024, 128, 16, 1],
 );
 /// Traces whose start moved earlier: the rows of services and operations
 /// the batch did not touch still carry the old start. One statement per
@@ -148,14 +148,14 @@ static UPDATE_TRACE_STARTS: [Batched; 2] = [
         "(?, ?)",
         ") AS m WHERE trace_services.trace_no = m.column1 \
          AND trace_services.trace_start <> m.column2",
-        [256, 16, 1],
+        [1024, 128, 16, 1],
     ),
     Batched::new(
         "UPDATE trace_operations SET trace_start = m.column2 FROM (VALUES ",
         "(?, ?)",
         ") AS m WHERE trace_operations.trace_no = m.column1 \
          AND trace_operations.trace_start <> m.column2",
-        [256, 16, 1],
+        [1024, 128, 16, 1],
     ),
 ];
 /// Trace ids or numbers per statement when reading or recomputing the
@@ -181,17 +181,21 @@ static INSERT_SPANS: Batched = Batched::new(
      flags, attributes, events, links, resource, scope, trace_no) VALUES ",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "",
-    [256, 16, 1],
+    [1024, 128, 16, 1],
 );
 
 /// A multi-row `INSERT ... VALUES (..), (..) ...` built once for each of
-/// three row counts (fixed sizes keep the prepared-statement cache small).
+/// four row counts (fixed sizes keep the prepared-statement cache small).
+/// Each statement is a round trip to SQLite's thread: chunks of up to 1,024
+/// rows write a group of 4,096 spans in four (19 parameters a span row:
+/// 19,456, within SQLite's 32,766), where chunks of 256 took sixteen (the
+/// bench: 125 k → 132–147 k spans/s at 1 M; BENCHMARKS.md).
 struct Batched {
     head: &'static str,
     row: &'static str,
     tail: &'static str,
-    sizes: [usize; 3],
-    sql: [std::sync::OnceLock<String>; 3],
+    sizes: [usize; 4],
+    sql: [std::sync::OnceLock<String>; 4],
 }
 
 impl Batched {
@@ -199,18 +203,14 @@ impl Batched {
         head: &'static str,
         row: &'static str,
         tail: &'static str,
-        sizes: [usize; 3],
+        sizes: [usize; 4],
     ) -> Self {
         Self {
             head,
             row,
             tail,
             sizes,
-            sql: [
-                std::sync::OnceLock::new(),
-                std::sync::OnceLock::new(),
-                std::sync::OnceLock::new(),
-            ],
+            sql: [const { std::sync::OnceLock::new() }; 4],
         }
     }
 
@@ -239,13 +239,13 @@ impl Batched {
         })
     }
 
-    /// The statement for `rows` rows, one of the three sizes.
+    /// The statement for `rows` rows, one of the four sizes.
     fn sql(&'static self, rows: usize) -> &'static str {
         let slot = self
             .sizes
             .iter()
             .position(|size| *size == rows)
-            .unwrap_or(2);
+            .unwrap_or(self.sizes.len() - 1);
         self.sql[slot].get_or_init(|| {
             let mut sql = String::from(self.head);
             for row in 0..self.sizes[slot] {
@@ -839,6 +839,25 @@ async fn run_writer(
     }
 }
 
+/// Runs the writer task ([`run_writer`]) on a thread of its own, in a
+/// single-threaded runtime. The task and SQLite's thread for the writer
+/// connection hand each statement back and forth, a few thousand times a
+/// second: on the shared runtime every hand-back waited behind the request
+/// tasks decoding their exports (the bench: 121 k spans/s, 135 k on its own
+/// thread; BENCHMARKS.md). The thread ends with the task, when the store
+/// and its queue are dropped.
+fn spawn_writer(task: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StoreError::WriterThread)?;
+    std::thread::Builder::new()
+        .name("weft-sqlite-writer".to_owned())
+        .spawn(move || runtime.block_on(task))
+        .map_err(StoreError::WriterThread)?;
+    Ok(())
+}
+
 /// The checkpointer task: copies the WAL's committed pages back into the
 /// database file (a passive checkpoint, which never blocks the writer) on
 /// its own connection and thread each time the writer has written another
@@ -1015,12 +1034,12 @@ impl SqliteStore {
         let (queue, jobs) = mpsc::unbounded_channel();
         let (checkpoint, due) = mpsc::channel(1);
         tokio::spawn(run_checkpointer(options.clone(), due));
-        tokio::spawn(run_writer(
+        spawn_writer(run_writer(
             writer.clone(),
             catalog.clone(),
             jobs,
             checkpoint,
-        ));
+        ))?;
         Ok(Self {
             writer,
             readers,
