@@ -97,7 +97,9 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct CollectorArgs {
-    /// Store URL: sqlite://FILE or postgres://...
+    /// Store URL: sqlite://FILE[?synchronous=full|normal] or postgres://...
+    /// (SQLite syncs every commit to disk by default; normal survives a
+    /// crash of the collector, not a power loss, for a faster ingest).
     #[arg(long, default_value = "sqlite://./weft-data/weft.db")]
     pub db: String,
     /// Dashboard, native API and Jaeger query API.

@@ -58,8 +58,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the collector stores data and listens. Every address may use port 0.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `sqlite://PATH` (the file and its directory are created if missing)
-    /// or `postgres://...`.
+    /// `sqlite://PATH` (the file and its directory are created if missing;
+    /// `?synchronous=normal` trades power-loss durability for ingest rate,
+    /// see [`store::sqlite::Durability`]) or `postgres://...`.
     pub db: String,
     /// Dashboard, native API and Jaeger query API.
     pub http: SocketAddr,

@@ -253,9 +253,17 @@ async fn shutdown_with_an_idle_keep_alive_connection() {
 #[tokio::test]
 async fn bad_database_urls() {
     let any = "127.0.0.1:0".parse().unwrap();
-    for db in ["mysql://x", "sqlite://", "nonsense"] {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weft.db").display().to_string();
+    for db in [
+        "mysql://x".to_owned(),
+        "sqlite://".to_owned(),
+        "nonsense".to_owned(),
+        format!("sqlite://{file}?synchronous=sometimes"),
+        format!("sqlite://{file}?cache=big"),
+    ] {
         let result = weft_collector::Config {
-            db: db.to_owned(),
+            db: db.clone(),
             http: any,
             otlp_grpc: any,
             otlp_http: any,
@@ -263,6 +271,16 @@ async fn bad_database_urls() {
         }
         .build()
         .await;
-        assert!(result.is_err(), "{db}");
+        let Err(error) = result else {
+            panic!("{db} was accepted")
+        };
+        // A bad parameter is named, and nothing is created.
+        let message = error.to_string();
+        for parameter in ["synchronous", "cache"] {
+            if db.contains(&format!("?{parameter}")) {
+                assert!(message.contains(parameter), "{db}: {message}");
+            }
+        }
+        assert!(!dir.path().join("weft.db").exists(), "{db}");
     }
 }

@@ -48,6 +48,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    #[error("database URL {url:?}: {message}")]
+    UrlParameter { url: String, message: String },
     #[error("cannot start the SQLite writer thread: {0}")]
     WriterThread(std::io::Error),
 }
@@ -193,16 +195,23 @@ pub trait Store: metrics::MetricQueries + Send + Sync + 'static {
 }
 
 /// Opens (creating and migrating as needed) the store named by `url`:
-/// `sqlite://PATH` (also `sqlite:PATH`) or `postgres://...` / `postgresql://...`.
+/// `sqlite://PATH[?synchronous=full|normal]` (also `sqlite:PATH`; see
+/// [`sqlite::Durability`]) or `postgres://...` / `postgresql://...`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         if path.is_empty() {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
-        let store = sqlite::SqliteStore::open(path.as_ref()).await?;
+        let durability =
+            sqlite::Durability::from_query(query).map_err(|message| StoreError::UrlParameter {
+                url: url.to_owned(),
+                message,
+            })?;
+        let store = sqlite::SqliteStore::open_with(path.as_ref(), durability).await?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
