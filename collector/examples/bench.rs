@@ -5,6 +5,7 @@
 //! cargo run --release -p weft-collector --example bench -- \
 //!     [--db sqlite|postgres] [--spans 1000000] [--batch 512] [--clients 4] [--queries 200]
 //!     [--lazy true] [--random-ids true] [--shape app|proxy] [--drop-indexes spans_start,...]
+//!     [--synchronous full|normal]
 //! ```
 //!
 //! `--shape proxy` (ingest only, with `--queries 0`): the spans weft's
@@ -89,6 +90,10 @@ struct Args {
     /// measure what each costs the writer. The searches need them: the
     /// query phase is meaningless with any dropped.
     drop_indexes: Vec<String>,
+    /// `--synchronous full|normal`: the SQLite store's durability
+    /// (`sqlite://FILE?synchronous=...`; full, the default, syncs each
+    /// commit).
+    synchronous: String,
 }
 
 fn args() -> Args {
@@ -101,6 +106,7 @@ fn args() -> Args {
         lazy: false,
         proxy: false,
         drop_indexes: Vec::new(),
+        synchronous: "full".to_owned(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -125,6 +131,7 @@ fn args() -> Args {
             "--drop-indexes" => {
                 args.drop_indexes = value.split(',').map(str::to_owned).collect();
             }
+            "--synchronous" => args.synchronous = value,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -616,7 +623,11 @@ async fn main() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let schema = format!("weft_bench_{}", std::process::id());
     let db = match args.db.as_str() {
-        "sqlite" => format!("sqlite://{}", dir.path().join("weft.db").display()),
+        "sqlite" => format!(
+            "sqlite://{}?synchronous={}",
+            dir.path().join("weft.db").display(),
+            args.synchronous
+        ),
         "postgres" => {
             let mut admin = sqlx::PgConnection::connect(&pg_base).await.unwrap();
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -735,7 +746,7 @@ async fn main() {
     let (cpu_after, writer_after) = cpu_seconds();
     let postgres_used = postgres_cpu_seconds() - postgres_before;
     println!(
-        "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries{})",
+        "ingest: {} spans in {:.2} s = {:.0} spans/s ({} clients, {} UNAVAILABLE retries{}{})",
         args.spans,
         elapsed.as_secs_f64(),
         args.spans as f64 / elapsed.as_secs_f64(),
@@ -745,6 +756,11 @@ async fn main() {
             ", exports built while sending"
         } else {
             ""
+        },
+        if args.db == "sqlite" {
+            format!(", synchronous={}", args.synchronous)
+        } else {
+            String::new()
         }
     );
     let cpu = cpu_after - cpu_before;
