@@ -38,8 +38,8 @@
 //! 3. Queries over HTTP with the store full: trace by id, searches (service;
 //!    service + operation; operation; service + tag; the dashboard's
 //!    search by service and tag with its count, newest and longest first),
-//!    the service graph and the span-derived dependencies; reports
-//!    p50/p95/p99 per query. On
+//!    the service graph, the span-derived dependencies, and trace by id
+//!    again with the same ids; reports p50/p95/p99 per query. On
 //!    PostgreSQL twice: as ingested, then after `VACUUM ANALYZE`.
 //!
 //! PostgreSQL: `$WEFT_TEST_POSTGRES_URL` (default
