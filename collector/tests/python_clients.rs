@@ -136,24 +136,24 @@ async fn python_sdk_otlp_grpc() {
     collector.stop().await;
 }
 
-#[tokio::test]
-async fn python_sdk_otlp_http_protobuf() {
+/// An OTLP/HTTP exporter of the SDK (`mode` http-protobuf or http-json).
+async fn otlp_http(venv: (&str, &str), mode: &str) {
     let collector = TestCollector::start().await;
     let endpoint = format!("http://{}", collector.collector.otlp_http_addr());
-    let printed = run_client(SDK, "http-protobuf", endpoint).await;
+    let printed = run_client(venv, mode, endpoint).await;
     check_trace(&collector, &printed).await;
-    check_metrics(&collector, "py-http-protobuf").await;
+    check_metrics(&collector, &format!("py-{mode}")).await;
     collector.stop().await;
 }
 
 #[tokio::test]
+async fn python_sdk_otlp_http_protobuf() {
+    otlp_http(SDK, "http-protobuf").await;
+}
+
+#[tokio::test]
 async fn python_sdk_otlp_http_json() {
-    let collector = TestCollector::start().await;
-    let endpoint = format!("http://{}", collector.collector.otlp_http_addr());
-    let printed = run_client(SDK_JSON, "http-json", endpoint).await;
-    check_trace(&collector, &printed).await;
-    check_metrics(&collector, "py-http-json").await;
-    collector.stop().await;
+    otlp_http(SDK_JSON, "http-json").await;
 }
 
 #[tokio::test]
