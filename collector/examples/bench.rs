@@ -897,6 +897,14 @@ async fn main() {
             .await,
             time_queries(
                 &client,
+                "native search service, longest (no tag)",
+                &repeat(format!(
+                    "{http}/api/weft/traces?service=payments&lookback=3600&order=longest"
+                )),
+            )
+            .await,
+            time_queries(
+                &client,
                 "service graph (/api/weft/graph, 5 min)",
                 &repeat(format!("{http}/api/weft/graph")),
             )

@@ -1000,7 +1000,8 @@ async fn paged_walks(store: &dyn Store) {
 
 /// A counted total stops `TOTAL_CAP` traces past the page, and says so;
 /// with span filters the count and the orders by duration or span count
-/// check at most `SPAN_CHECK_CAP` candidates.
+/// check at most `SPAN_CHECK_CAP` candidates; without, those orders sort
+/// at most `SORT_CAP`.
 async fn capped_total(store: &dyn Store) {
     let at = |n: usize| T0 + 5000 * SECOND + n as i64 * 1_000_000;
     // Durations with ties (101 values); the longest and the shortest
@@ -1153,6 +1154,69 @@ async fn capped_total(store: &dyn Store) {
             let found = find(store, &fewer).await.unwrap();
             assert_eq!(found.trace_ids, sort(many - 100), "{fewer:?}");
             assert_eq!((found.total, found.total_exact), (50, true), "{fewer:?}");
+        }
+    }
+
+    // Without span filters, ordered by duration: the newest `SORT_CAP`
+    // candidates sorted, by service, by service and operation, and over
+    // every trace; an operation without a service is checked per candidate
+    // like a span filter, among the newest `SPAN_CHECK_CAP`.
+    let sort_cap = usize::try_from(store::SORT_CAP).unwrap();
+    assert!(sort_cap < many, "the test needs more traces than the cap");
+    for (service, operation, cap) in [
+        (Some("edge"), None, sort_cap),
+        (Some("edge"), Some("bulk"), sort_cap),
+        (None, None, sort_cap),
+        (None, Some("bulk"), cap),
+    ] {
+        let untagged = TraceQuery {
+            service: service.map(str::to_owned),
+            operation: operation.map(str::to_owned),
+            limit: 10,
+            // Past the 20 newest of the 50 longest (ties newest first): the
+            // page holds some of the 30 oldest traces, outside the cap.
+            offset: 15,
+            ..trace_query(at(0), at(many))
+        };
+        for order in [TraceOrder::Longest, TraceOrder::Shortest] {
+            let sort = |oldest: usize| -> Vec<TraceId> {
+                let mut all: Vec<usize> = (oldest..many).collect();
+                all.sort_by_key(|&n| {
+                    let key = if order == TraceOrder::Longest {
+                        -duration(n)
+                    } else {
+                        duration(n)
+                    };
+                    (key, std::cmp::Reverse(n))
+                });
+                all.into_iter().skip(15).take(10).map(id).collect()
+            };
+            let sorted = TraceQuery {
+                order,
+                ..untagged.clone()
+            };
+            let found = store.find_traces(&sorted).await.unwrap();
+            assert_eq!(found.trace_ids, sort(many - cap), "{sorted:?}");
+            if order == TraceOrder::Longest {
+                // The longest traces are the oldest.
+                assert_ne!(found.trace_ids, sort(0), "{sorted:?}: tells them apart");
+            }
+            assert_eq!(
+                (found.total, found.total_exact, found.order_exact),
+                (cap as u64, false, false),
+                "{sorted:?}: sorted among the newest {cap} candidates"
+            );
+            let fewer = TraceQuery {
+                start_unix_nano: at(many - 100),
+                ..sorted.clone()
+            };
+            let found = find(store, &fewer).await.unwrap();
+            assert_eq!(found.trace_ids, sort(many - 100), "{fewer:?}");
+            assert_eq!(
+                (found.total, found.total_exact, found.order_exact),
+                (100, true, true),
+                "{fewer:?}"
+            );
         }
     }
 }

@@ -6,9 +6,9 @@
 // #/trace/<traceId>. The scatter plot has one circle.scatter-dot per result.
 // .results-count[data-total] holds the store's total of matches (at least
 // that many when data-exact is "false"); data-order-exact is "false" when a
-// search with tags, ordered by duration or span count, is sorted among the
-// newest data-total matches only (the store checks a bounded number of
-// candidate traces for them).
+// search ordered by duration or span count is sorted among the newest
+// data-total matches only (the store sorts a bounded number of candidate
+// traces).
 
 import { getJson, isAbort, list, num, str } from './api.js';
 import { h, message, s } from './dom.js';

@@ -144,10 +144,11 @@ struct TraceList {
     /// `store::SPAN_CHECK_CAP` candidate traces past the page).
     total: u64,
     total_exact: bool,
-    /// False when a search with tags ordered by duration or span count
-    /// found more than `store::SPAN_CHECK_CAP` candidate traces in the
-    /// window: the pages are then in that order over the `total` matching
-    /// traces among the newest `SPAN_CHECK_CAP` candidates only.
+    /// False when a search ordered by duration or span count found more
+    /// candidate traces in the window than it sorts (`store::SPAN_CHECK_CAP`
+    /// with tags, `store::SORT_CAP` without): the pages are then in that
+    /// order over the `total` matching traces among the newest candidates
+    /// only.
     order_exact: bool,
     /// The page and order the search used (after defaults).
     offset: usize,

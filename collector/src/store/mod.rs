@@ -24,7 +24,7 @@ use async_trait::async_trait;
 pub use catalog::{DependencyLink, Operation, RETENTION_BATCH};
 pub use model::{
     Attributes, Event, FoundTraces, InvalidId, Labels, Link, MetricKind, MetricPoint, MetricSeries,
-    NumberPoint, PointValue, SPAN_CHECK_CAP, Scope, SeriesWindow, Span, SpanId, SpanKind,
+    NumberPoint, PointValue, SORT_CAP, SPAN_CHECK_CAP, Scope, SeriesWindow, Span, SpanId, SpanKind,
     StatusCode, TOTAL_CAP, Temporality, TraceId, TraceOrder, TraceQuery, TraceSummary,
 };
 

@@ -20,16 +20,16 @@
 //! 0009), not the trace id: ties of start order are broken by it, and only
 //! `trace_summaries` maps ids to numbers.
 //!
-//! Pages in other orders (duration, span count) without span filters read
-//! every matching trace of the window from the summary tables and sort.
-//! With span filters they check the newest [`SPAN_CHECK_CAP`] candidate
-//! traces of the window (the same walk as a start-order page, materialized)
-//! and sort the matching ones among them; when the window holds more
+//! Pages in other orders (duration, span count) take the newest candidate
+//! traces of the window (the same walk as a start-order page,
+//! materialized): with span filters the newest [`SPAN_CHECK_CAP`], each
+//! checked for a matching span, and sort the matching ones; without, the
+//! newest [`SORT_CAP`], and sort them all. When the window holds more
 //! candidates than that, the page says so ([`FoundTraces::order_exact`]):
 //! older matching traces may be missing from it. Reading every matching
-//! trace to sort them took 4.4 s at 10 M spans on SQLite (an `EXISTS` per
-//! trace of the window); bounded, it costs what the count costs, whatever
-//! the window holds. A walk in duration order over an index on
+//! trace to sort them took 4.4 s at 10 M spans on SQLite with a tag (an
+//! `EXISTS` per trace of the window), 61 ms at 1 M without; bounded, it
+//! costs what the count costs, whatever the window holds. A walk in duration order over an index on
 //! `trace_summaries (duration_nano)` would be exact, but it costs every
 //! write (the summary's duration changes with each batch of the trace, and
 //! lands on a random leaf), it still reads the traces outside the window
@@ -48,7 +48,9 @@ use sqlx::{
 };
 
 use super::summary::{self, SUMMARY_COLUMNS, SearchPlan, SummaryRow};
-use super::{FoundTraces, SPAN_CHECK_CAP, StoreError, TOTAL_CAP, TraceId, TraceOrder, TraceQuery};
+use super::{
+    FoundTraces, SORT_CAP, SPAN_CHECK_CAP, StoreError, TOTAL_CAP, TraceId, TraceOrder, TraceQuery,
+};
 
 /// Adds a database's ` AND ...` conditions on one span (table `spans`) for
 /// the query's service, operation, span durations and tags.
@@ -72,9 +74,14 @@ where
 {
     let plan = SearchPlan::new(query);
     let walk = matches!(query.order, TraceOrder::Newest | TraceOrder::Oldest);
-    let sorted_walk = !walk && plan.span_filter;
+    // Other orders sort the newest `sort_cap` candidates, checked for a
+    // matching span when a span filter (or an operation without a service,
+    // which the candidates of `trace_summaries` do not carry) must hold.
+    let sorted_walk = !walk;
+    let checked = plan.span_filter || plan.operation_only;
+    let sort_cap = if checked { SPAN_CHECK_CAP } else { SORT_CAP };
     let mut page = if sorted_walk {
-        checked_sort(query, span_filters)
+        checked_sort(query, checked.then_some(span_filters), sort_cap)
     } else {
         let mut page = QueryBuilder::<DB>::new(SUMMARY_COLUMNS);
         if walk && plan.operation_only {
@@ -121,7 +128,7 @@ where
         );
     }
     // The walk stopped at the cap: older candidates were not checked.
-    let walk_capped = checked_walk.is_some_and(|(checked, _)| checked >= SPAN_CHECK_CAP);
+    let walk_capped = checked_walk.is_some_and(|(checked, _)| checked >= sort_cap);
     // At least this many match: the page and what it skipped.
     let proven = match summaries.len() {
         0 => 0,
@@ -144,7 +151,7 @@ where
             let cap = count_cap(query, SPAN_CHECK_CAP);
             let mut count =
                 QueryBuilder::<DB>::new("SELECT COUNT(*), COALESCE(SUM(m), 0) FROM (SELECT");
-            push_checked_walk(&mut count, query, span_filters, cap);
+            push_checked_walk(&mut count, query, Some(span_filters), cap);
             count.push(") checked");
             let row = count.build().fetch_one(pool).await?;
             let checked = u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
@@ -217,12 +224,16 @@ fn count_cap(query: &TraceQuery, cap: u64) -> u64 {
         .saturating_add(cap)
 }
 
-/// A page with span filters in an order other than by start: the newest
-/// [`SPAN_CHECK_CAP`] candidates of the window are checked for a matching
-/// span once (materialized), the matching ones sorted and paged. Columns:
-/// [`SUMMARY_COLUMNS`] (all NULL on the one row of an empty page), then how
-/// many candidates were checked and how many matched.
-fn checked_sort<DB>(query: &TraceQuery, span_filters: SpanFilters<DB>) -> QueryBuilder<DB>
+/// A page in an order other than by start: the newest `cap` candidates of
+/// the window are checked for a matching span once (materialized; all
+/// match without span filters), the matching ones sorted and paged.
+/// Columns: [`SUMMARY_COLUMNS`] (all NULL on the one row of an empty page),
+/// then how many candidates were checked and how many matched.
+fn checked_sort<DB>(
+    query: &TraceQuery,
+    span_filters: Option<SpanFilters<DB>>,
+    cap: u64,
+) -> QueryBuilder<DB>
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
@@ -232,7 +243,7 @@ where
     let mut builder = QueryBuilder::<DB>::new(format!(
         "WITH walk AS MATERIALIZED (SELECT {id} AS trace_no,"
     ));
-    push_checked_walk(&mut builder, query, span_filters, SPAN_CHECK_CAP);
+    push_checked_walk(&mut builder, query, span_filters, cap);
     builder.push(
         ") SELECT p.trace_id, p.start_unix_nano, p.duration_nano, CAST(p.span_count AS BIGINT), \
          CAST(p.error_count AS BIGINT), p.root_service, p.root_operation, p.trace_no, \
@@ -387,12 +398,13 @@ where
 
 /// ` CASE WHEN EXISTS (...) THEN 1 ELSE 0 END AS m FROM ... ORDER BY ...
 /// LIMIT cap`: the first `cap` candidate traces of the window, newest first,
-/// each with `m` = 1 when it has a span that passes the span filters (the
-/// bounded walk of the count and of the orders that are not start orders).
+/// each with `m` = 1 when it has a span that passes the span filters (`1 AS
+/// m` without span filters; the bounded walk of the count and of the orders
+/// that are not start orders).
 fn push_checked_walk<DB>(
     builder: &mut QueryBuilder<DB>,
     query: &TraceQuery,
-    span_filters: SpanFilters<DB>,
+    span_filters: Option<SpanFilters<DB>>,
     cap: u64,
 ) where
     DB: Database,
@@ -400,9 +412,16 @@ fn push_checked_walk<DB>(
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
 {
     let (start, id) = walk_columns(query);
-    builder.push(" CASE WHEN");
-    push_span_exists(builder, query, id, span_filters);
-    builder.push(" THEN 1 ELSE 0 END AS m");
+    match span_filters {
+        Some(span_filters) => {
+            builder.push(" CASE WHEN");
+            push_span_exists(builder, query, id, span_filters);
+            builder.push(" THEN 1 ELSE 0 END AS m");
+        }
+        None => {
+            builder.push(" 1 AS m");
+        }
+    }
     push_candidates(builder, query, false);
     builder.push(plan_order(TraceOrder::Newest, start, id));
     builder.push(" LIMIT ");
