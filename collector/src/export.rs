@@ -340,7 +340,7 @@ mod tests {
                     attributes: Attributes::new(),
                     events: Vec::new(),
                     links: Vec::new(),
-                    resource: Attributes::new(),
+                    resource: Default::default(),
                     scope: Scope::default(),
                 })
                 .collect(),

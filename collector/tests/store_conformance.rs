@@ -60,7 +60,7 @@ fn span(
         attributes: attributes(json!({"http.status_code": 200, "http.method": "GET"})),
         events: Vec::new(),
         links: Vec::new(),
-        resource: attributes(json!({"service.name": service, "host": "a"})),
+        resource: attributes(json!({"service.name": service, "host": "a"})).into(),
         scope: Scope::default(),
     }
 }

@@ -375,7 +375,7 @@ fn trace_json(trace_id: TraceId, spans: &[Span]) -> Value {
     let mut processes: Vec<(&str, &Attributes)> = Vec::new();
     let mut span_values = Vec::with_capacity(spans.len());
     for span in spans {
-        let process_key = (span.service_name.as_str(), &span.resource);
+        let process_key = (span.service_name.as_str(), &*span.resource);
         let process_index = match processes.iter().position(|known| *known == process_key) {
             Some(index) => index,
             None => {

@@ -393,7 +393,7 @@ async fn trace(
             status: span.status_code.as_str(),
             status_message: span.status_message,
             attributes: span.attributes,
-            resource: span.resource,
+            resource: Arc::unwrap_or_clone(span.resource),
             events: span
                 .events
                 .into_iter()

@@ -66,7 +66,7 @@ pub fn spans(request: ExportTraceServiceRequest) -> Result<Vec<Span>, InvalidDat
         .sum();
     let mut spans = Vec::with_capacity(count);
     for (resource_index, resource_spans) in request.resource_spans.into_iter().enumerate() {
-        let resource = resource_attributes(resource_spans.resource);
+        let resource = std::sync::Arc::new(resource_attributes(resource_spans.resource));
         let service_name = cap_name(
             string_attribute(&resource, "service.name")
                 .unwrap_or(UNKNOWN_SERVICE)

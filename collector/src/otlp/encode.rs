@@ -21,7 +21,7 @@ pub fn resource_spans(spans: &[store::Span]) -> Vec<ResourceSpans> {
     let mut resources: Vec<(&str, &Attributes, ResourceSpans)> = Vec::new();
     for span in spans {
         let index = match resources.iter().position(|(service, resource, _)| {
-            *service == span.service_name && *resource == &span.resource
+            *service == span.service_name && *resource == &*span.resource
         }) {
             Some(index) => index,
             None => {

@@ -246,8 +246,9 @@ pub struct Span {
     pub attributes: Attributes,
     pub events: Vec<Event>,
     pub links: Vec<Link>,
-    /// All resource attributes, `service.name` included.
-    pub resource: Attributes,
+    /// All resource attributes, `service.name` included; shared by the
+    /// spans of one resource (an export's spans clone it per span).
+    pub resource: std::sync::Arc<Attributes>,
     pub scope: Scope,
 }
 

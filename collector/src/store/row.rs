@@ -101,8 +101,13 @@ impl SpanValues {
         for span in spans {
             let shared = previous.zip(rows.last());
             let resource = match shared {
-                Some((before, row)) if before.resource == span.resource => row.resource.clone(),
-                _ => Arc::from(to_json(&span.resource)?),
+                Some((before, row))
+                    if Arc::ptr_eq(&before.resource, &span.resource)
+                        || before.resource == span.resource =>
+                {
+                    row.resource.clone()
+                }
+                _ => Arc::from(to_json(&*span.resource)?),
             };
             let scope = match shared {
                 Some((before, row)) if before.scope == span.scope => row.scope.clone(),
@@ -184,7 +189,7 @@ impl SpanRow {
             attributes: from_json::<Attributes>(&self.attributes, "attributes")?,
             events: from_json::<Vec<Event>>(&self.events, "events")?,
             links: from_json::<Vec<Link>>(&self.links, "links")?,
-            resource: from_json::<Attributes>(&self.resource, "resource")?,
+            resource: Arc::new(from_json::<Attributes>(&self.resource, "resource")?),
             scope: from_json::<Scope>(&self.scope, "scope")?,
         })
     }

@@ -1447,7 +1447,7 @@ mod tests {
             attributes: super::super::Attributes::new(),
             events: Vec::new(),
             links: Vec::new(),
-            resource: super::super::Attributes::new(),
+            resource: Default::default(),
             scope: super::super::Scope::default(),
         }
     }

@@ -434,7 +434,7 @@ fn to_span(span: &proto::Span) -> Result<Span, String> {
         attributes,
         events,
         links: Vec::new(),
-        resource,
+        resource: std::sync::Arc::new(resource),
         scope,
     })
 }
