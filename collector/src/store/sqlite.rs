@@ -985,7 +985,7 @@ pub enum Durability {
     /// `full` (the default): each commit syncs the WAL to disk before the
     /// writer answers, so an acknowledged export survives a power loss or an
     /// OS crash, as with PostgreSQL's default `synchronous_commit`. One sync
-    /// per group commit: 6–10 % of the ingest rate in the bench.
+    /// per group commit: 6–16 % of the ingest rate in the bench.
     #[default]
     Full,
     /// `normal`: commits reach the operating system, not the disk; an
