@@ -29,12 +29,12 @@
 //! older matching traces may be missing from it. Reading every matching
 //! trace to sort them took 4.4 s at 10 M spans on SQLite with a tag (an
 //! `EXISTS` per trace of the window), 61 ms at 1 M without; bounded, it
-//! costs what the count costs, whatever the window holds. A walk in duration order over an index on
-//! `trace_summaries (duration_nano)` would be exact, but it costs every
-//! write (the summary's duration changes with each batch of the trace, and
-//! lands on a random leaf), it still reads the traces outside the window
-//! and the non-matching ones, and Jaeger's own UI sorts only the traces a
-//! search returned.
+//! costs what the count costs, whatever the window holds. A walk in
+//! duration order over an index on `trace_summaries (duration_nano)`
+//! would be exact, but it costs every write (the summary's duration
+//! changes with each batch of the trace, and lands on a random leaf), it
+//! still reads the traces outside the window and the non-matching ones,
+//! and Jaeger's own UI sorts only the traces a search returned.
 //!
 //! The `total` is counted only when asked ([`TraceQuery::count_total`]) and
 //! the page cannot prove it: only up to [`TOTAL_CAP`] traces past the page;
