@@ -78,21 +78,27 @@ where
     // matching span when a span filter (or an operation without a service,
     // which the candidates of `trace_summaries` do not carry) must hold.
     let sorted_walk = !walk;
-    let checked = plan.span_filter || plan.operation_only;
-    let sort_cap = if checked { SPAN_CHECK_CAP } else { SORT_CAP };
-    let mut page = if sorted_walk {
-        checked_sort(query, checked.then_some(span_filters), sort_cap)
+    let check_spans = plan.span_filter || plan.operation_only;
+    let sort_cap = if check_spans {
+        SPAN_CHECK_CAP
     } else {
+        SORT_CAP
+    };
+    let mut page = if sorted_walk {
+        checked_sort(query, check_spans.then_some(span_filters), sort_cap)
+    } else {
+        // A start order: a walk that stops at the page.
         let mut page = QueryBuilder::<DB>::new(SUMMARY_COLUMNS);
-        if walk && plan.operation_only {
+        if plan.operation_only {
             let services = services_with_operation(pool, query).await?;
             push_operation_walks(&mut page, query, &services);
             page.push(plan_order(query.order, "t.start_unix_nano", "t.trace_no"));
-        } else if walk && plan.span_filter {
+        } else if plan.span_filter {
             push_span_walk(&mut page, query, span_filters);
         } else {
-            plan.push_filters(&mut page, query, false, span_filters);
-            page.push(plan.order_by(query.order));
+            plan.push_filters(&mut page, query, false);
+            let (start, id) = plan.columns();
+            page.push(plan_order(query.order, start, id));
         }
         push_page(&mut page, query);
         page
@@ -166,7 +172,7 @@ where
             // Counts at most `cap` traces: an index range stops there.
             let cap = count_cap(query, TOTAL_CAP);
             let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1");
-            plan.push_filters(&mut count, query, true, span_filters);
+            plan.push_filters(&mut count, query, true);
             count.push(" LIMIT ");
             count.push_bind(i64::try_from(cap).unwrap_or(i64::MAX));
             count.push(") counted");

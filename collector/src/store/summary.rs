@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{Span, StatusCode, TraceId, TraceOrder, TraceQuery, TraceSummary};
+use super::{Span, StatusCode, TraceId, TraceQuery, TraceSummary};
 
 /// What one batch adds to one trace's summary.
 pub(crate) struct TraceDelta<'a> {
@@ -185,15 +185,11 @@ impl SearchPlan {
         }
     }
 
-    /// `FROM ... WHERE ...` of a search over the summary tables, for either database:
-    /// `span_filters` adds the span-level conditions (` AND ...`) in its SQL dialect.
-    pub fn push_filters<DB>(
-        &self,
-        builder: &mut QueryBuilder<DB>,
-        query: &TraceQuery,
-        count: bool,
-        span_filters: fn(&mut QueryBuilder<DB>, &TraceQuery),
-    ) where
+    /// `FROM ... WHERE ...` of a search without span filters over the
+    /// summary tables, for either database (searches with span filters walk
+    /// their candidates with an `EXISTS` each, `search.rs`).
+    pub fn push_filters<DB>(&self, builder: &mut QueryBuilder<DB>, query: &TraceQuery, count: bool)
+    where
         DB: Database,
         for<'t> i64: Encode<'t, DB> + Type<DB>,
         for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
@@ -236,15 +232,6 @@ impl SearchPlan {
             builder.push_bind(query.end_unix_nano);
             builder.push(")");
         }
-        if plan.span_filter {
-            // A trace's spans start at or after the trace: the window's start
-            // bounds the span index range.
-            builder
-                .push(" AND t.trace_no IN (SELECT trace_no FROM spans WHERE start_unix_nano >= ");
-            builder.push_bind(query.start_unix_nano);
-            span_filters(builder, query);
-            builder.push(")");
-        }
     }
 
     /// The table a service search walks.
@@ -262,23 +249,6 @@ impl SearchPlan {
             ("s.trace_start", "s.trace_no")
         } else {
             ("t.start_unix_nano", "t.trace_no")
-        }
-    }
-
-    /// ` ORDER BY ...` for `order` (ties: start, then trace number; see the
-    /// contract).
-    pub fn order_by(&self, order: TraceOrder) -> String {
-        let (start, id) = self.columns();
-        match order {
-            TraceOrder::Newest => format!(" ORDER BY {start} DESC, {id} DESC"),
-            TraceOrder::Oldest => format!(" ORDER BY {start}, {id}"),
-            TraceOrder::Longest => {
-                format!(" ORDER BY t.duration_nano DESC, {start} DESC, {id} DESC")
-            }
-            TraceOrder::Shortest => format!(" ORDER BY t.duration_nano, {start} DESC, {id} DESC"),
-            TraceOrder::MostSpans => {
-                format!(" ORDER BY t.span_count DESC, {start} DESC, {id} DESC")
-            }
         }
     }
 }
